@@ -1,0 +1,184 @@
+"""The Emmett-style facade: ``App`` collects routes, websockets, middlewares and hooks, and compiles down to
+``build_server(apply_middleware(*middlewares, wrap_routes(table))(not_found))`` on first use."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from .asgi import Server, build_server, handler_name, is_response, standard_not_found
+from .context import Request, current_request
+from .handlers import ObjectHandler, WebSocketHandler
+from .middlewares import apply_middleware, wrap_routes
+from .routing import Router
+from .types import Handler, Hook, MiddlewareFactory, Receive, Response, Scope, Send
+
+F = TypeVar("F", bound=Callable[..., Any])
+_json_encode = msgspec.json.Encoder().encode
+
+
+def to_response(result: Any, func: Callable[..., Any]) -> Response:
+    """A route function's return value -> response dict: a response dict as is, ``str`` -> text/plain,
+    ``bytes`` -> application/octet-stream, ``None`` -> 204, anything else -> JSON (msgspec)."""
+    if is_response(result):
+        return result  # type: ignore[no-any-return]
+    kind = type(result)
+    if kind is str:
+        return {"status": 200, "body": result.encode(), "headers": {"content-type": "text/plain; charset=utf-8"}}
+    if kind is bytes:
+        return {"status": 200, "body": result, "headers": {"content-type": "application/octet-stream"}}
+    if result is None:
+        return {"status": 204, "body": b""}
+    try:
+        body = _json_encode(result)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(
+            f"route handler {handler_name(func)} returned {kind.__name__}, which is not a response dict, str, "
+            f"bytes, None or JSON-encodable: {exc}"
+        ) from exc
+    return {"status": 200, "body": body, "headers": {"content-type": "application/json"}}
+
+
+def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str]) -> Handler:
+    """Wrap an App route function: set ``request``, pass route values by name, convert the result."""
+
+    async def endpoint(scope: dict[str, Any], *args: Any) -> Response:
+        token = current_request.set(Request(scope))
+        try:
+            result = await (func(**dict(zip(names, args, strict=True))) if args else func())
+        finally:
+            current_request.reset(token)
+        return to_response(result, func)
+
+    endpoint.__qualname__ = getattr(func, "__qualname__", "endpoint")
+    endpoint.__module__ = getattr(func, "__module__", __name__)
+    endpoint.func = func  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _names(path: str) -> list[str]:
+    from .routing import _compile
+
+    return _compile(path).names
+
+
+class App:
+    """An ASGI 3 application built from decorators: ``@app.route``, ``@app.websocket``, ``@app.on_start``,
+    ``@app.on_stop`` and ``app.use(middleware, ...)``. Options are those of :func:`~scallion.build_server`."""
+
+    def __init__(self, *, not_found: Handler = standard_not_found, **options: Any) -> None:
+        self.not_found = not_found
+        self.options = options
+        self.table: list[tuple[str, list[str], Handler]] = []
+        self.middlewares: list[MiddlewareFactory] = []
+        self.start_hooks: list[Callable[[], Any]] = []
+        self.stop_hooks: list[Callable[[], Any]] = []
+        self._server: Server | None = None
+
+    # -- declaring ------------------------------------------------------------------------------------
+    def route(self, path: str | None = None, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
+        """Register an HTTP route; the path defaults to ``"/" + function name``. The function takes the
+        route's ``{params}`` by name and returns a response dict, ``str``, ``bytes``, ``None`` or JSON data."""
+
+        def decorate(func: F) -> F:
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(f"@app.route needs an async def function, not {func!r}")
+            route = path if path is not None else "/" + func.__name__
+            self._add(route, [m.upper() for m in methods], _endpoint(func, _names(route)))
+            return func
+
+        return decorate
+
+    def websocket(
+        self,
+        path: str | None = None,
+        *,
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+        on_close: Hook | None = None,
+    ) -> Callable[[F], F]:
+        """Register a websocket route (default path ``"/" + function name``). An async generator (or an
+        ``@websocket`` handler) gets ``(scope, receiver, **params)``; a coroutine function is Emmett style and
+        uses the ``websocket`` object."""
+
+        def decorate(func: F) -> F:
+            handler: WebSocketHandler | ObjectHandler
+            if isinstance(func, WebSocketHandler):
+                handler = func.with_hooks(on_connect, on_disconnect, on_close)
+            elif inspect.isasyncgenfunction(func):
+                handler = WebSocketHandler(func, on_connect, on_disconnect, on_close)
+            elif inspect.iscoroutinefunction(func):
+                handler = ObjectHandler(func, on_connect, on_disconnect, on_close)
+            else:
+                raise TypeError(f"@app.websocket needs an async generator or async def function, not {func!r}")
+            route = path if path is not None else "/" + getattr(func, "__name__", "websocket")
+            names = _names(route)
+
+            async def by_name(scope: dict[str, Any], *args: Any) -> Any:
+                return await handler(scope, **dict(zip(names, args, strict=True)))
+
+            by_name.func = func  # type: ignore[attr-defined]
+            self._add(route, ["WS"], by_name if names else handler)
+            return func
+
+        return decorate
+
+    def use(self, *middlewares: MiddlewareFactory) -> None:
+        """Add middlewares (such as ``wrap_cors(...)``); they run in order, before routing."""
+        self._check_open()
+        self.middlewares.extend(middlewares)
+
+    def on_start(self, func: F) -> F:
+        """Run ``func()`` at startup; a returned dict is merged into ``request["config"]``."""
+        self._check_open()
+        self.start_hooks.append(func)
+        return func
+
+    def on_stop(self, func: F) -> F:
+        """Run ``func()`` at shutdown, after open websockets were closed with 1001."""
+        self._check_open()
+        self.stop_hooks.append(func)
+        return func
+
+    def _add(self, path: str, methods: list[str], handler: Handler) -> None:
+        self._check_open()
+        self.table.append((path, methods, handler))
+        Router(self.table)  # a bad route fails here, at declaration
+
+    def _check_open(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the App is already serving; declare routes, middlewares and hooks before")
+
+    # -- serving --------------------------------------------------------------------------------------
+    def build(self) -> Server:
+        """Compile the routes and middlewares into the ASGI application (done once, on first use)."""
+        if self._server is None:
+            handler = apply_middleware(*self.middlewares, wrap_routes(self.table))(self.not_found)
+            self._server = build_server(handler, self._start, self._stop, **self.options)
+        return self._server
+
+    async def _start(self, scope: Scope) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for hook in self.start_hooks:
+            result = hook()
+            if inspect.isawaitable(result):
+                result = await result
+            if isinstance(result, dict):
+                config.update(result)
+        return config
+
+    async def _stop(self, scope: Scope) -> None:
+        for hook in self.stop_hooks:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (self._server or self.build())(scope, receive, send)
+
+    def routes(self) -> list[tuple[str, list[str], str]]:
+        """``(path, methods, handler name)`` for every route, websockets included."""
+        return [(path, methods, handler_name(getattr(h, "func", h))) for path, methods, h in Router(self.table).table()]

@@ -1,0 +1,305 @@
+"""The ASGI 3 core: ``build_server`` turns one handler into an application (HTTP, websockets, lifespan).
+
+A request is the ASGI scope copied into a dict and enriched with ``headers`` (a dict), ``headers_list``,
+``body``, ``method`` (``"WS"`` for websockets) and ``config`` (what ``on_start`` returned). The handler
+(usually a middleware chain) returns a response dict, or for websockets a :class:`~scallion.connection.Session`
+(made by ``@websocket``); a response dict returned for a websocket request refuses the handshake with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .connection import Connection, Session, call_hook, encode_headers
+from .datastructures import headers_dict
+from .types import Handler, Message, Receive, Request, Response, Scope, Send
+
+logger = logging.getLogger("scallion")
+
+StartHook = Callable[[Scope], Any]
+StopHook = Callable[[Scope], Any]
+
+
+
+def _plain(status: int, text: str, close: bool = False) -> Response:
+    headers = {"content-type": "text/plain; charset=utf-8"}
+    if close:
+        headers["connection"] = "close"
+    return {"status": status, "body": text.encode(), "headers": headers}
+
+
+def handler_name(handler: Any) -> str:
+    """A readable name for a handler in log lines and errors."""
+    func = getattr(handler, "func", handler)
+    module = getattr(func, "__module__", None)
+    name = getattr(func, "__qualname__", None) or repr(func)
+    return f"{module}.{name}" if module else name
+
+
+def response_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    """The ASGI header list of a response dict: ``headers`` plus one ``set-cookie`` per cookie."""
+    headers = response.get("headers")
+    raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()] if headers else []
+    cookies = response.get("cookies")
+    if cookies:
+        from .cookies import set_cookie_header
+
+        raw.extend((b"set-cookie", set_cookie_header(name, value).encode("latin-1")) for name, value in cookies.items())
+    return raw
+
+
+async def send_response(send: Send, response: Response) -> None:
+    """Send a response dict over ASGI: a ``body`` with its length, or a ``stream`` of byte chunks."""
+    raw = response_headers(response)
+    stream = response.get("stream")
+    if stream is None:
+        body = response.get("body", b"")
+        if type(body) is not bytes:
+            body = body.encode() if isinstance(body, str) else bytes(body)
+        if not any(k == b"content-length" for k, _ in raw):
+            raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response["status"], "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": response["status"], "headers": raw})
+    async for chunk in stream:
+        if chunk:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def is_response(value: Any) -> bool:
+    """True for a response dict: a ``dict`` with an ``int`` ``status``."""
+    return type(value) is dict and type(value.get("status")) is int
+
+
+class Server:
+    """The ASGI application made by :func:`build_server`; see its docstring."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        on_start: StartHook | None = None,
+        on_stop: StopHook | None = None,
+        *,
+        max_body_size: int = 1024 * 1024,
+        body_timeout: float = 15.0,
+        max_message_size: int = 1024 * 1024,
+        max_queue: int = 16,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self.handler = handler
+        self.on_start = on_start
+        self.on_stop = on_stop
+        self.max_body_size = max_body_size
+        self.body_timeout = body_timeout
+        self.max_message_size = max_message_size
+        self.max_queue = max_queue
+        self.shutdown_timeout = shutdown_timeout
+        self.config: Any = {}
+        """What ``on_start`` returned; every request sees it as ``request["config"]``."""
+        self.connections: set[Connection] = set()
+        """The websocket connections being served right now."""
+        self._drained: asyncio.Event | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(scope, receive, send)
+        else:
+            raise ValueError(f"scallion cannot serve ASGI scope type {kind!r}")
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request."""
+        request: Request = dict(scope)
+        raw = scope["headers"]
+        headers = request["headers"] = headers_dict(raw)
+        request["headers_list"] = raw
+        request["config"] = self.config
+        if "content-length" in headers or "transfer-encoding" in headers:
+            body = await self.read_body(receive, headers)
+            if body is None:
+                return
+            if type(body) is dict:
+                await send_response(send, body)
+                return
+            request["body"] = body
+        else:
+            request["body"] = b""
+        handler = self.handler
+        try:
+            response = await handler(request)
+        except Exception:
+            logger.exception("handler %s failed on %s %s", handler_name(request.get("endpoint", handler)),
+                             scope.get("method"), scope.get("path"))
+            response = _plain(500, "Internal Server Error")
+        else:
+            if not is_response(response):
+                logger.error("handler %s returned %r for %s %s, which is not a response dict with a status",
+                             handler_name(request.get("endpoint", handler)), type(response).__name__,
+                             scope.get("method"), scope.get("path"))
+                response = _plain(500, "Internal Server Error")
+        try:
+            await send_response(send, response)
+        except OSError:
+            pass  # the client left mid-response
+        except Exception:
+            logger.exception("sending the response to %s %s failed", scope.get("method"), scope.get("path"))
+
+    async def read_body(self, receive: Receive, headers: dict[str, str]) -> bytes | Response | None:
+        """The request body; a 413/408/400 response when it is too big, too slow or malformed; None if the
+        client left."""
+        cap = self.max_body_size
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                return _plain(400, "Bad Request: invalid Content-Length", close=True)
+            if declared > cap:
+                return _plain(413, f"Payload Too Large: the limit is {cap} bytes", close=True)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > cap:
+                        return _plain(413, f"Payload Too Large: the limit is {cap} bytes", close=True)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            return _plain(408, "Request Timeout: the body arrived too slowly", close=True)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # -- websockets -----------------------------------------------------------------------------------
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one websocket connection through the handler chain and the connection core."""
+        request: Request = dict(scope)
+        raw = scope["headers"]
+        request["headers"] = headers_dict(raw)
+        request["headers_list"] = raw
+        request["method"] = "WS"
+        request["body"] = b""
+        request["config"] = self.config
+        connection = Connection(
+            request, receive, send, max_message_size=self.max_message_size, max_queue=self.max_queue
+        )
+        if not await connection.start():
+            return
+        handler = self.handler
+        try:
+            result = await handler(request)
+        except Exception:
+            logger.exception("handler %s failed on websocket %s", handler_name(handler), scope.get("path"))
+            await connection.close()
+            return
+        if is_response(result):
+            await connection.deny(result["status"], result.get("body", b""), result.get("headers"))
+            return
+        if not callable(getattr(result, "run", None)):
+            logger.error("handler %s returned %r for websocket %s; decorate websocket handlers with @websocket",
+                         handler_name(request.get("endpoint", handler)), type(result).__name__, scope.get("path"))
+            await connection.close()
+            return
+        self.connections.add(connection)
+        try:
+            await connection.serve(result)
+        finally:
+            self.connections.discard(connection)
+            if self._drained is not None and not self.connections:
+                self._drained.set()
+
+    async def close_websockets(self) -> None:
+        """Close every open websocket with 1001 (going away), waiting up to ``shutdown_timeout`` for their
+        handlers and hooks to finish."""
+        if not self.connections:
+            return
+        self._drained = asyncio.Event()
+        for connection in list(self.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(self.shutdown_timeout):
+                await self._drained.wait()
+        except TimeoutError:
+            logger.warning("%d websocket(s) still open after %ss of shutdown", len(self.connections),
+                           self.shutdown_timeout)
+
+    # -- lifespan -------------------------------------------------------------------------------------
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run ``on_start`` at startup and ``on_stop`` at shutdown (after closing websockets with 1001)."""
+        while True:
+            message: Message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.on_start is not None:
+                        config = await call_hook(self.on_start, dict(scope))
+                        self.config = {} if config is None else config
+                except Exception as exc:
+                    logger.exception("on_start failed")
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close_websockets()
+                try:
+                    if self.on_stop is not None:
+                        await call_hook(self.on_stop, {**scope, "config": self.config})
+                except Exception as exc:
+                    logger.exception("on_stop failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def build_server(
+    handler: Handler,
+    on_start: StartHook | None = None,
+    on_stop: StopHook | None = None,
+    *,
+    max_body_size: int = 1024 * 1024,
+    body_timeout: float = 15.0,
+    max_message_size: int = 1024 * 1024,
+    max_queue: int = 16,
+    shutdown_timeout: float = 5.0,
+) -> Server:
+    """Make an ASGI 3 application from ``handler`` (``async def handler(request) -> response``).
+
+    ``on_start(scope)`` runs at lifespan startup; what it returns is ``request["config"]`` for every request.
+    ``on_stop(scope)`` runs at shutdown, after open websockets were closed with 1001.
+    ``max_body_size``: bigger request bodies get 413 unread. ``body_timeout``: a body slower than this gets 408.
+    ``max_message_size``: a bigger websocket message closes the socket with 1009. ``max_queue``: how many
+    client messages are read ahead while a handler does not read before scallion stops reading.
+    """
+    return Server(
+        handler,
+        on_start,
+        on_stop,
+        max_body_size=max_body_size,
+        body_timeout=body_timeout,
+        max_message_size=max_message_size,
+        max_queue=max_queue,
+        shutdown_timeout=shutdown_timeout,
+    )
+
+
+async def standard_not_found(request: Request, *args: Any) -> Response:
+    """The default innermost handler: ``404 Not Found``."""
+    return _plain(404, "Not Found")
+
+
+__all__ = ["Server", "Session", "build_server", "encode_headers", "send_response", "standard_not_found"]

@@ -1,0 +1,82 @@
+"""Context-local objects: the ``request`` being handled and the ``websocket`` being served.
+
+Each ASGI request runs in its own task, so a :class:`~contextvars.ContextVar` per kind gives every handler
+its own current object. Reading an attribute outside a handler raises a clear ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .datastructures import QueryParams, ScopeView, parse_query
+from .types import Request as RequestDict
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+current_request: ContextVar[Request] = ContextVar("scallion.request")
+current_websocket: ContextVar[Connection] = ContextVar("scallion.websocket")
+
+
+class Request(ScopeView):
+    """The HTTP request being handled, as attributes over the request dict."""
+
+    def __init__(self, scope: RequestDict) -> None:
+        self.scope = scope
+
+    @property
+    def method(self) -> str:
+        """``GET``, ``POST``, ..."""
+        return str(self.scope["method"])
+
+    @property
+    def body(self) -> bytes:
+        """The raw body."""
+        return bytes(self.scope.get("body", b""))
+
+    @property
+    def body_params(self) -> QueryParams:
+        """Urlencoded form fields (``form_params`` if ``wrap_parameters`` ran); missing names read as ``None``."""
+        form = self.scope.get("form_params")
+        if isinstance(form, QueryParams):
+            return form
+        content_type = self.headers.get("content-type", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            return parse_query(self.body)
+        return QueryParams()
+
+    async def json(self) -> Any:
+        """The body decoded as JSON (``json`` if ``wrap_json`` ran); raises ``msgspec.DecodeError`` if malformed."""
+        if "json" in self.scope:
+            return self.scope["json"]
+        return msgspec.json.decode(self.body)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.scope[key]
+
+
+class _RequestProxy:
+    """The ``request`` object: attribute access reads the current HTTP request."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        current = current_request.get(None)
+        if current is None:
+            raise RuntimeError(f"request.{name} is only available while an App handles an HTTP request")
+        return getattr(current, name)
+
+    def __getitem__(self, key: str) -> Any:
+        return request.scope[key]
+
+    def __repr__(self) -> str:
+        current = current_request.get(None)
+        return f"<request {current.method} {current.path}>" if current else "<request (none)>"
+
+
+request: Any = _RequestProxy()
+"""The HTTP request being handled by an ``App`` route (``method``, ``path``, ``headers``, ``cookies``,
+``query_params``, ``body_params``, ``await request.json()``)."""

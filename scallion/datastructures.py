@@ -1,0 +1,124 @@
+"""Reading a request: headers, cookies, query parameters, and the attribute view shared by
+``request`` and ``websocket``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from .types import Request
+
+
+def headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI headers -> ``{lower-case name: value}``; repeated names are joined with ``,`` (cookies with ``; ``)."""
+    headers: dict[str, str] = {}
+    for key, value in raw:
+        name = key.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        if name in headers:
+            text = headers[name] + ("; " if name == "cookie" else ",") + text
+        headers[name] = text
+    return headers
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """A ``Cookie`` header -> ``{name: value}``; malformed pairs are skipped, quotes around values removed,
+    %-escapes decoded (the inverse of how scallion writes cookies)."""
+    cookies: dict[str, str] = {}
+    for chunk in header.split(";"):
+        name, sep, value = chunk.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        cookies.setdefault(name, unquote(value) if "%" in value else value)
+    return cookies
+
+
+class QueryParams(dict[str, Any]):
+    """Parameters by name: one value -> ``str``, repeated -> ``list[str]``; a missing name reads as ``None``
+    by item (``q["x"]``) or by attribute (``q.x``)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
+
+
+def parse_query(query: str | bytes) -> QueryParams:
+    """A query string (or urlencoded form) -> :class:`QueryParams`; blank values are kept as ``""``."""
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    params = QueryParams()
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        if name in params:
+            previous = params[name]
+            params[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            params[name] = value
+    return params
+
+
+class ScopeView:
+    """Attributes read off a request dict (``scope``), computed once on first use."""
+
+    scope: Request
+
+    @property
+    def path(self) -> str:
+        """The request path, e.g. ``/chat/lobby``."""
+        return str(self.scope["path"])
+
+    @property
+    def scheme(self) -> str:
+        """``http``/``https`` for requests, ``ws``/``wss`` for websockets."""
+        return str(self.scope.get("scheme", "http"))
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        """Request headers, lower-case names."""
+        headers = self.scope.get("headers")
+        if isinstance(headers, dict):
+            return headers
+        return headers_dict(headers or [])
+
+    @cached_property
+    def host(self) -> str:
+        """The ``Host`` header (or the server address when there is none)."""
+        host = self.headers.get("host")
+        if host:
+            return host
+        server = self.scope.get("server")
+        return f"{server[0]}:{server[1]}" if server else ""
+
+    @cached_property
+    def cookies(self) -> dict[str, str]:
+        """Request cookies by name."""
+        cookies = self.scope.get("cookies")
+        if isinstance(cookies, dict):
+            return cookies
+        return parse_cookies(self.headers.get("cookie", ""))
+
+    @cached_property
+    def query_params(self) -> QueryParams:
+        """URL query parameters; missing names read as ``None``."""
+        params = self.scope.get("query_params")
+        if isinstance(params, QueryParams):
+            return params
+        return parse_query(self.scope.get("query_string", b""))
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """Values of the route's ``{param}`` placeholders."""
+        return dict(self.scope.get("path_params") or {})
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the peer, when the server knows it."""
+        client = self.scope.get("client")
+        return (client[0], client[1]) if client else None

@@ -1,0 +1,226 @@
+"""The two websocket handler styles, as thin adapters over :class:`~scallion.connection.Connection`.
+
+* Seed 000 (shallot): ``@websocket`` turns ``async def h(scope, receiver, *params)``, an async generator that
+  yields ``ws_send(...)``/``ws_close(...)`` dicts, into a handler. A plain coroutine ``h(scope, receiver)``
+  is allowed too.
+* Seed 003 (Emmett): a coroutine function with no ``scope`` that talks to the context-local ``websocket``.
+
+``websocket`` itself is both: calling it decorates, reading an attribute gives the current connection.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, overload
+
+from .asgi import handler_name
+from .connection import CONNECTING, Connection, WebSocketClosedError
+from .context import current_websocket
+from .types import Hook, Request
+
+
+class Receiver:
+    """The seed-000 ``receiver``: an async iterator of client messages (``str`` or ``bytes``).
+
+    Iteration raises :class:`~scallion.WebSocketDisconnect` when the client leaves, so an ``async for`` over
+    it ends the handler (and ``on_disconnect`` runs).
+    """
+
+    __slots__ = ("_receive",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._receive = connection.receive
+
+    def __aiter__(self) -> Receiver:
+        return self
+
+    def __anext__(self) -> Awaitable[str | bytes]:
+        return self._receive()
+
+    def __call__(self) -> Awaitable[str | bytes]:
+        """``await receiver()``: the next message."""
+        return self._receive()
+
+
+class Hooks:
+    """``on_connect``/``on_disconnect``/``on_close`` plus a name for log lines."""
+
+    __slots__ = ("name", "on_close", "on_connect", "on_disconnect")
+
+    def __init__(self, name: str, on_connect: Hook | None, on_disconnect: Hook | None, on_close: Hook | None):
+        self.name = name
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self.on_close = on_close
+
+
+class _Session:
+    """One connection's session: the handler's hooks and the call that runs its body."""
+
+    __slots__ = ("args", "handler", "kwargs", "name", "on_close", "on_connect", "on_disconnect", "scope")
+
+    def __init__(self, handler: Any, scope: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        hooks: Hooks = handler.hooks
+        self.name = hooks.name
+        self.on_connect = hooks.on_connect
+        self.on_disconnect = hooks.on_disconnect
+        self.on_close = hooks.on_close
+        self.handler = handler
+        self.scope = scope
+        self.args = args
+        self.kwargs = kwargs
+
+    def run(self, connection: Connection) -> Awaitable[None]:
+        """Run the handler body on ``connection``."""
+        current_websocket.set(connection)
+        return self.handler.body(connection, self)  # type: ignore[no-any-return]
+
+
+def _not_a_message(name: str, value: Any) -> TypeError:
+    return TypeError(
+        f"websocket handler {name} yielded {value!r}; yield ws_send(str | bytes) or ws_close(code) "
+        '(a dict {"type": "websocket.send", "text": str} or {"type": "websocket.send", "bytes": bytes})'
+    )
+
+
+class WebSocketHandler:
+    """A seed-000 websocket handler (made by ``@websocket``); call it with ``(scope, *route_params)``."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+        on_close: Hook | None = None,
+    ) -> None:
+        if not (inspect.isasyncgenfunction(func) or inspect.iscoroutinefunction(func)):
+            raise TypeError(f"@websocket needs an async generator or coroutine function, not {func!r}")
+        self.func = func
+        self.hooks = Hooks(handler_name(func), on_connect, on_disconnect, on_close)
+        self.body = self._generator if inspect.isasyncgenfunction(func) else self._coroutine
+        self.__name__ = getattr(func, "__name__", "websocket")
+        self.__qualname__ = getattr(func, "__qualname__", self.__name__)
+        self.__doc__ = func.__doc__
+
+    async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
+        return _Session(self, scope, args, kwargs)
+
+    def with_hooks(self, on_connect: Hook | None, on_disconnect: Hook | None, on_close: Hook | None) -> WebSocketHandler:
+        """A copy whose hooks are replaced where a new one is given."""
+        hooks = self.hooks
+        return WebSocketHandler(
+            self.func, on_connect or hooks.on_connect, on_disconnect or hooks.on_disconnect, on_close or hooks.on_close
+        )
+
+    async def _generator(self, connection: Connection, session: _Session) -> None:
+        if connection.state is CONNECTING:
+            await connection.accept()
+        generator: AsyncGenerator[Any, None] = self.func(
+            session.scope, Receiver(connection), *session.args, **session.kwargs
+        )
+        send = connection.send_message
+        try:
+            async for message in generator:
+                if message.__class__ is dict:
+                    kind = message.get("type")
+                    if kind == "websocket.send":
+                        text = message.get("text")
+                        if text.__class__ is str or (text is None and message.get("bytes").__class__ is bytes):
+                            await send(message)
+                            continue
+                    elif kind == "websocket.close":
+                        await connection.close(message.get("code", 1000), message.get("reason", ""))
+                        return
+                raise _not_a_message(self.hooks.name, message)
+        except WebSocketClosedError as exc:
+            raise RuntimeError(f"websocket handler {self.hooks.name}: {exc}") from exc
+        finally:
+            await generator.aclose()
+
+    async def _coroutine(self, connection: Connection, session: _Session) -> None:
+        if connection.state is CONNECTING:
+            await connection.accept()
+        await self.func(session.scope, Receiver(connection), *session.args, **session.kwargs)
+
+
+class ObjectHandler:
+    """An Emmett-style websocket handler: ``async def h(**route_params)`` using the ``websocket`` object.
+
+    The handshake is accepted by the first ``websocket.receive()``/``send()`` (or an explicit ``accept()``).
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+        on_close: Hook | None = None,
+    ) -> None:
+        self.func = func
+        self.hooks = Hooks(handler_name(func), on_connect, on_disconnect, on_close)
+        self.__name__ = getattr(func, "__name__", "websocket")
+
+    async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
+        return _Session(self, scope, args, kwargs)
+
+    async def body(self, connection: Connection, session: _Session) -> None:
+        """Run the coroutine; the connection core closes the socket with 1000 when it returns."""
+        await self.func(*session.args, **session.kwargs)
+
+
+class _WebSocketObject:
+    """``websocket``: the seed-000 decorator when called, the current connection when read."""
+
+    __slots__ = ()
+
+    @overload
+    def __call__(self, func: Callable[..., Any], /) -> WebSocketHandler: ...
+
+    @overload
+    def __call__(
+        self,
+        func: None = None,
+        /,
+        *,
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+        on_close: Hook | None = None,
+    ) -> Callable[[Callable[..., Any]], WebSocketHandler]: ...
+
+    def __call__(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+        on_close: Hook | None = None,
+    ) -> WebSocketHandler | Callable[[Callable[..., Any]], WebSocketHandler]:
+        """``@websocket`` or ``@websocket(on_connect=, on_disconnect=, on_close=)`` on an async generator
+        ``(scope, receiver, *route_params)`` (or a coroutine with that signature)."""
+
+        def decorate(function: Callable[..., Any]) -> WebSocketHandler:
+            return WebSocketHandler(function, on_connect, on_disconnect, on_close)
+
+        return decorate(func) if func is not None else decorate
+
+    def __getattribute__(self, name: str) -> Any:
+        current = current_websocket.get(None)
+        if current is None:
+            raise RuntimeError(f"websocket.{name} is only available inside a websocket handler")
+        return getattr(current, name)
+
+    def __aiter__(self) -> Connection:
+        current = current_websocket.get(None)
+        if current is None:
+            raise RuntimeError("async for ... in websocket is only possible inside a websocket handler")
+        return current
+
+    def __repr__(self) -> str:
+        current = current_websocket.get(None)
+        return f"<websocket {current.path} {current.state.value}>" if current else "<websocket (none)>"
+
+
+websocket: Any = _WebSocketObject()
+"""Decorator for seed-000 handlers when called; the current connection (Emmett style) when read."""

@@ -1,0 +1,35 @@
+"""Middlewares: ``wrap_x(next_middleware) -> async def middleware(handler, request) -> response``.
+
+``apply_middleware(*middlewares)(handler)`` composes them around a handler; the first one listed runs first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import Handler, MiddlewareFactory, Request
+from .routes import wrap_routes
+
+
+async def _call_handler(handler: Handler, request: Request) -> Any:
+    return await handler(request)
+
+
+def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
+    """Compose ``middlewares`` (outermost first) into a function ``handler -> async def (request)``."""
+    chain = _call_handler
+    for middleware in reversed(middlewares):
+        chain = middleware(chain)
+
+    def wrap(handler: Handler) -> Handler:
+        async def app(request: Request) -> Any:
+            return await chain(handler, request)
+
+        app.__qualname__ = getattr(handler, "__qualname__", "handler")
+        app.__module__ = getattr(handler, "__module__", __name__)
+        return app
+
+    return wrap
+
+
+__all__ = ["apply_middleware", "wrap_routes"]

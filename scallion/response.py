@@ -1,0 +1,115 @@
+"""Response constructors: plain dicts for HTTP responses and websocket messages."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from .types import Response
+
+_json_encode = msgspec.json.Encoder().encode
+
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+
+
+def _with(headers: dict[str, str] | None, content_type: str) -> dict[str, str]:
+    if not headers:
+        return {"content-type": content_type}
+    merged = {"content-type": content_type}
+    merged.update({k.lower(): v for k, v in headers.items()})
+    return merged
+
+
+def text(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A ``text/plain`` response."""
+    return {"status": status, "body": body.encode(), "headers": _with(headers, TEXT)}
+
+
+def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A ``text/html`` response."""
+    return {"status": status, "body": body.encode(), "headers": _with(headers, HTML)}
+
+
+def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An ``application/json`` response; ``data`` is anything msgspec can encode."""
+    return {"status": status, "body": _json_encode(data), "headers": _with(headers, JSON)}
+
+
+def redirect(location: str, status: int = 307, headers: dict[str, str] | None = None) -> Response:
+    """A redirect (``307 Temporary Redirect`` unless ``status`` says otherwise)."""
+    merged = _with(headers, TEXT)
+    merged["location"] = location
+    return {"status": status, "body": b"", "headers": merged}
+
+
+def respond404(message: str = "Not Found") -> Response:
+    """A plain ``404 Not Found``."""
+    return text(message, 404)
+
+
+def respond400(message: str = "Bad Request") -> Response:
+    """A plain ``400 Bad Request``."""
+    return text(message, 400)
+
+
+async def _file_chunks(path: str, chunk_size: int) -> AsyncIterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_size):
+            yield chunk
+
+
+def filestream(
+    path: str | os.PathLike[str],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    chunk_size: int = 64 * 1024,
+) -> Response:
+    """Stream a file in chunks; the content type is guessed from its name, its length sent up front."""
+    name = os.fspath(path)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    merged = _with(headers, content_type)
+    merged.setdefault("content-length", str(os.path.getsize(name)))
+    return {"status": status, "headers": merged, "stream": _file_chunks(name, chunk_size)}
+
+
+def ws_send(data: str | bytes) -> dict[str, Any]:
+    """A websocket message to send: ``{"type": "websocket.send", "text"|"bytes": data}``."""
+    if type(data) is str:
+        return {"type": "websocket.send", "text": data}
+    if type(data) is bytes:
+        return {"type": "websocket.send", "bytes": data}
+    if isinstance(data, (str, bytes)):
+        key = "text" if isinstance(data, str) else "bytes"
+        return {"type": "websocket.send", key: data}
+    raise TypeError(f"ws_send takes str or bytes, not {type(data).__name__}")
+
+
+def ws_close(code: int = 1000, reason: str = "") -> dict[str, Any]:
+    """Close the websocket with ``code`` (and ``reason``); nothing can be sent after it."""
+    if reason:
+        return {"type": "websocket.close", "code": code, "reason": reason}
+    return {"type": "websocket.close", "code": code}
+
+
+def ws_accept(subprotocol: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Accept the handshake (from ``on_connect``), optionally choosing a subprotocol."""
+    message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
+    if headers:
+        message["headers"] = headers
+    return message
+
+
+def ws_deny(status: int = 403, body: bytes | str = b"", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Refuse the handshake (from ``on_connect``) with an HTTP response."""
+    return {
+        "type": "websocket.http.response",
+        "status": status,
+        "body": body.encode() if isinstance(body, str) else body,
+        "headers": headers or {},
+    }
