@@ -46,6 +46,7 @@ from typing import Any, NoReturn, Protocol
 
 import msgspec
 
+from .context import current_websocket
 from .datastructures import ScopeView
 from .types import Hook, Message, Receive, Request, Send
 
@@ -190,6 +191,11 @@ class Connection(ScopeView):
         self._in_body = False
         self._cancelled_for: str | None = None
         self._watchdog: Watchdog | None = None
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client asked for, in its order of preference."""
+        return list(self.scope.get("subprotocols") or ())
 
     # -- handshake ------------------------------------------------------------------------------------
     async def start(self) -> bool:
@@ -394,6 +400,7 @@ class Connection(ScopeView):
     async def serve(self, session: Session) -> None:
         """Run the whole lifecycle of ``session`` on this connection; the one place it is written."""
         self._task = asyncio.current_task()
+        current_websocket.set(self)  # the `websocket` object, in hooks and handler alike
         scope = self.scope
         foreign_cancel: asyncio.CancelledError | None = None
         try:

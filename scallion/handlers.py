@@ -73,7 +73,6 @@ class _Session:
 
     def run(self, connection: Connection) -> Awaitable[None]:
         """Run the handler body on ``connection``."""
-        current_websocket.set(connection)
         return self.handler.body(connection, self)  # type: ignore[no-any-return]
 
 
