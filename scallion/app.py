@@ -27,7 +27,11 @@ def to_response(result: Any, func: Callable[..., Any]) -> Response:
         return result  # type: ignore[no-any-return]
     kind = type(result)
     if kind is str:
-        return {"status": 200, "body": result.encode(), "headers": {"content-type": "text/plain; charset=utf-8"}}
+        return {
+            "status": 200,
+            "body": result.encode(),
+            "headers": {"content-type": "text/plain; charset=utf-8"},
+        }
     if kind is bytes:
         return {"status": 200, "body": result, "headers": {"content-type": "application/octet-stream"}}
     if result is None:

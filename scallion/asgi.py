@@ -23,7 +23,6 @@ StartHook = Callable[[Scope], Any]
 StopHook = Callable[[Scope], Any]
 
 
-
 def _plain(status: int, text: str, close: bool = False) -> Response:
     headers = {"content-type": "text/plain; charset=utf-8"}
     if close:
@@ -138,14 +137,22 @@ class Server:
         try:
             response = await handler(request)
         except Exception:
-            logger.exception("handler %s failed on %s %s", handler_name(request.get("endpoint", handler)),
-                             scope.get("method"), scope.get("path"))
+            logger.exception(
+                "handler %s failed on %s %s",
+                handler_name(request.get("endpoint", handler)),
+                scope.get("method"),
+                scope.get("path"),
+            )
             response = _plain(500, "Internal Server Error")
         else:
             if not is_response(response):
-                logger.error("handler %s returned %r for %s %s, which is not a response dict with a status",
-                             handler_name(request.get("endpoint", handler)), type(response).__name__,
-                             scope.get("method"), scope.get("path"))
+                logger.error(
+                    "handler %s returned %r for %s %s, which is not a response dict with a status",
+                    handler_name(request.get("endpoint", handler)),
+                    type(response).__name__,
+                    scope.get("method"),
+                    scope.get("path"),
+                )
                 response = _plain(500, "Internal Server Error")
         try:
             await send_response(send, response)
@@ -211,8 +218,12 @@ class Server:
             await connection.deny(result["status"], result.get("body", b""), result.get("headers"))
             return
         if not callable(getattr(result, "run", None)):
-            logger.error("handler %s returned %r for websocket %s; decorate websocket handlers with @websocket",
-                         handler_name(request.get("endpoint", handler)), type(result).__name__, scope.get("path"))
+            logger.error(
+                "handler %s returned %r for websocket %s; decorate websocket handlers with @websocket",
+                handler_name(request.get("endpoint", handler)),
+                type(result).__name__,
+                scope.get("path"),
+            )
             await connection.close()
             return
         self.connections.add(connection)
@@ -235,8 +246,11 @@ class Server:
             async with asyncio.timeout(self.shutdown_timeout):
                 await self._drained.wait()
         except TimeoutError:
-            logger.warning("%d websocket(s) still open after %ss of shutdown", len(self.connections),
-                           self.shutdown_timeout)
+            logger.warning(
+                "%d websocket(s) still open after %ss of shutdown",
+                len(self.connections),
+                self.shutdown_timeout,
+            )
 
     # -- lifespan -------------------------------------------------------------------------------------
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

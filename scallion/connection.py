@@ -37,6 +37,7 @@ The busy path (a handler that keeps reading) costs a counter increment per messa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import weakref
@@ -337,10 +338,8 @@ class Connection(ScopeView):
         message: dict[str, Any] = {"type": "websocket.close", "code": code}
         if reason:
             message["reason"] = reason
-        try:
+        with contextlib.suppress(OSError):  # the client is already gone
             await self._send(message)
-        except OSError:
-            pass
 
     async def fail(self, code: int, reason: str) -> NoReturn:
         """Close with ``code`` because of bad client input, then raise :class:`WebSocketDisconnect`."""
@@ -459,4 +458,3 @@ class Connection(ScopeView):
             await call_hook(hook, self.scope)
         except Exception:
             logger.exception("websocket hook %s of %s failed", getattr(hook, "__qualname__", hook), session.name)
-

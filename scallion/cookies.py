@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
@@ -36,8 +36,8 @@ def set_cookie_header(name: str, cookie: str | dict[str, Any]) -> str:
             parts.append(_FLAGS[lowered])
         elif lowered in _ATTRIBUTES:
             if isinstance(value, datetime):
-                moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-                value = format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+                moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+                value = format_datetime(moment.astimezone(UTC), usegmt=True)
             parts.append(f"{_ATTRIBUTES[lowered]}={value}")
         else:
             raise ValueError(f"unknown cookie attribute {key!r} for cookie {name!r}")

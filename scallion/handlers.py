@@ -105,11 +105,16 @@ class WebSocketHandler:
     async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
         return _Session(self, scope, args, kwargs)
 
-    def with_hooks(self, on_connect: Hook | None, on_disconnect: Hook | None, on_close: Hook | None) -> WebSocketHandler:
+    def with_hooks(
+        self, on_connect: Hook | None, on_disconnect: Hook | None, on_close: Hook | None
+    ) -> WebSocketHandler:
         """A copy whose hooks are replaced where a new one is given."""
         hooks = self.hooks
         return WebSocketHandler(
-            self.func, on_connect or hooks.on_connect, on_disconnect or hooks.on_disconnect, on_close or hooks.on_close
+            self.func,
+            on_connect or hooks.on_connect,
+            on_disconnect or hooks.on_disconnect,
+            on_close or hooks.on_close,
         )
 
     async def _generator(self, connection: Connection, session: _Session) -> None:

@@ -135,8 +135,9 @@ class TestClient:
         assert self._lifespan_in is not None and self._lifespan_out is not None and self._lifespan_task
         await self._lifespan_in.put({"type": event})
         getter = asyncio.ensure_future(self._lifespan_out.get())
-        done, _ = await asyncio.wait({getter, self._lifespan_task}, timeout=self.timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, self._lifespan_task}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if getter not in done:
             getter.cancel()
             if self._lifespan_task in done:
@@ -280,8 +281,9 @@ class TestClient:
             "raw_path": quote(raw_path, safe="/%").encode(),
             "query_string": query_string,
             "root_path": "",
-            "headers": self._headers(headers, {"connection": "upgrade", "upgrade": "websocket",
-                                               "sec-websocket-version": "13"}),
+            "headers": self._headers(
+                headers, {"connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13"}
+            ),
             "client": self.client,
             "server": (self.host, 80),
             "subprotocols": list(subprotocols or []),
@@ -338,8 +340,9 @@ class TestWebSocket:
     async def _next(self, timeout: float | None) -> Message:
         assert self._task is not None
         getter = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait({getter, self._task}, timeout=timeout or self.timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, self._task}, timeout=timeout or self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if getter in done:
             return getter.result()
         getter.cancel()
@@ -482,7 +485,14 @@ class SyncTestWebSocket:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.websocket, name)
-        if callable(attribute) and name in {"send", "send_json", "receive", "receive_json", "close", "wait_closed"}:
+        if callable(attribute) and name in {
+            "send",
+            "send_json",
+            "receive",
+            "receive_json",
+            "close",
+            "wait_closed",
+        }:
             method: Callable[..., Awaitable[Any]] = attribute
             return lambda *args, **kwargs: self.portal.call(method(*args, **kwargs))  # type: ignore[arg-type]
         return attribute

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Handler, MiddlewareFactory, Request
+from ..types import Handler, Middleware, MiddlewareFactory, Request
 from .routes import wrap_routes
 
 
@@ -17,7 +17,7 @@ async def _call_handler(handler: Handler, request: Request) -> Any:
 
 def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
     """Compose ``middlewares`` (outermost first) into a function ``handler -> async def (request)``."""
-    chain = _call_handler
+    chain: Middleware = _call_handler
     for middleware in reversed(middlewares):
         chain = middleware(chain)
 

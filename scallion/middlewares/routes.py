@@ -49,7 +49,7 @@ def wrap_routes(table: Iterable[tuple[str, Sequence[str], Handler]]) -> Middlewa
         async def route(handler: Handler, request: Request) -> Any:
             found = router.match(request["path"], request["method"])
             if found.__class__ is Match:
-                match: Match = found  # type: ignore[assignment]
+                match: Match = found
                 request["endpoint"] = match.handler
                 if match.args:
                     request["path_params"] = match.params
