@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..types import Handler, Middleware, MiddlewareFactory, Request
+from .content_type import wrap_content_type
+from .cookies import wrap_cookies
+from .cors import wrap_cors
+from .json import wrap_json
+from .origin import wrap_origin
+from .parameters import wrap_parameters
 from .routes import wrap_routes
+from .static import wrap_static
 
 
 async def _call_handler(handler: Handler, request: Request) -> Any:
@@ -32,4 +39,14 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
     return wrap
 
 
-__all__ = ["apply_middleware", "wrap_routes"]
+__all__ = [
+    "apply_middleware",
+    "wrap_content_type",
+    "wrap_cookies",
+    "wrap_cors",
+    "wrap_json",
+    "wrap_origin",
+    "wrap_parameters",
+    "wrap_routes",
+    "wrap_static",
+]
