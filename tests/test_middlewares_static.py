@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from email.utils import formatdate
 from pathlib import Path
@@ -220,3 +221,35 @@ async def test_websocket_requests_fall_through(tree: Path) -> None:
             async with client.websocket("/css/site.css"):
                 pass
     assert denied.value.status == 404
+
+
+# -- over real servers: what uvicorn and granian put in scope["path"] must not open a way out either -------
+@pytest.fixture(scope="module")
+def real_server(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str]:
+    base = tmp_path_factory.mktemp("static-real")
+    (base / "public").mkdir()
+    (base / "public" / "a b.css").write_text("spaced")
+    (base / "secret.txt").write_bytes(SECRET)
+    return serve("static_files:app", SCALLION_STATIC_ROOT=str(base / "public")), str(base / "secret.txt")
+
+
+async def raw_get(port: int, target: str) -> tuple[int, bytes]:
+    """GET ``target`` exactly as written (no client-side normalisation); ``(status, whole response)``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return int(data.split(b" ", 2)[1]), data
+
+
+async def test_real_server_serves_and_refuses(real_server: tuple[Any, str]) -> None:
+    server, secret_path = real_server
+    status, data = await raw_get(server.port, "/static/a%20b.css")
+    assert status == 200 and data.endswith(b"spaced")
+    attacks = [path.replace("/", "/static/", 1) for path in TRAVERSALS if "escape" not in path]
+    attacks += ["/static" + secret_path, "/static/" + secret_path.replace("/", "%2f")]
+    for target in attacks:
+        status, data = await raw_get(server.port, target)
+        assert status in (400, 404), (server.kind, target, data[:200])
+        assert SECRET not in data, (server.kind, target)
