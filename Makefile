@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/scallion run examples/demo.py --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check scallion tests examples bench
+	$(BIN)/ruff check scallion tests examples $(wildcard bench)
 	$(BIN)/ruff format --check scallion
 
 typecheck: $(VENV)/.installed-test

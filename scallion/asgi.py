@@ -58,7 +58,8 @@ async def send_response(send: Send, response: Response) -> None:
         body = response.get("body", b"")
         if type(body) is not bytes:
             body = body.encode() if isinstance(body, str) else bytes(body)
-        if not any(k == b"content-length" for k, _ in raw):
+        status = response["status"]
+        if status >= 200 and status != 204 and status != 304 and not any(k == b"content-length" for k, _ in raw):
             raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": response["status"], "headers": raw})
         await send({"type": "http.response.body", "body": body})

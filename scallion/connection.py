@@ -37,7 +37,6 @@ The busy path (a handler that keeps reading) costs a counter increment per messa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import weakref
@@ -55,6 +54,9 @@ logger = logging.getLogger("scallion")
 
 WATCH_PERIOD = 0.025
 """Seconds between two looks of the watchdog: a departed client is noticed within about twice this."""
+
+CLOSE_TIMEOUT = 1.0
+"""Seconds to wait for the server to take a close frame; past that the peer is taken as gone."""
 
 
 class State(enum.Enum):
@@ -338,8 +340,11 @@ class Connection(ScopeView):
         message: dict[str, Any] = {"type": "websocket.close", "code": code}
         if reason:
             message["reason"] = reason
-        with contextlib.suppress(OSError):  # the client is already gone
-            await self._send(message)
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):  # granian never completes a send to a vanished peer
+                await self._send(message)
+        except (OSError, TimeoutError):
+            pass  # the client is already gone
 
     async def fail(self, code: int, reason: str) -> NoReturn:
         """Close with ``code`` because of bad client input, then raise :class:`WebSocketDisconnect`."""

@@ -66,6 +66,8 @@ class _RequestProxy:
     def __getattribute__(self, name: str) -> Any:
         current = current_request.get(None)
         if current is None:
+            if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
+                return object.__getattribute__(self, name)
             raise RuntimeError(f"request.{name} is only available while an App handles an HTTP request")
         return getattr(current, name)
 

@@ -52,10 +52,16 @@ class QueryParams(dict[str, Any]):
 
 
 def parse_query(query: str | bytes) -> QueryParams:
-    """A query string (or urlencoded form) -> :class:`QueryParams`; blank values are kept as ``""``."""
-    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    """A query string (or urlencoded form) -> :class:`QueryParams`; UTF-8, blank values kept as ``""``."""
+    text = query.decode("utf-8", "replace") if isinstance(query, bytes) else query
     params = QueryParams()
-    for name, value in parse_qsl(text, keep_blank_values=True):
+    if not text:
+        return params
+    if "%" in text or "+" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:
+        pairs = [(name, value) for name, _, value in (part.partition("=") for part in text.split("&")) if name]
+    for name, value in pairs:
         if name in params:
             previous = params[name]
             params[name] = [*previous, value] if isinstance(previous, list) else [previous, value]

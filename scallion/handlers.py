@@ -212,6 +212,8 @@ class _WebSocketObject:
     def __getattribute__(self, name: str) -> Any:
         current = current_websocket.get(None)
         if current is None:
+            if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
+                return object.__getattribute__(self, name)
             raise RuntimeError(f"websocket.{name} is only available inside a websocket handler")
         return getattr(current, name)
 

@@ -14,9 +14,12 @@ and the same API synchronously with ``with TestClient(app) as client:`` (an even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
@@ -225,9 +228,17 @@ class TestClient:
 
     def _remember(self, response: Response) -> None:
         for header in response.set_cookies:
-            pair, _, attributes = header.partition(";")
+            pair, *attributes = header.split(";")
             name, _, value = pair.partition("=")
-            if "max-age=0" in attributes.lower().replace(" ", ""):
+            expired = False
+            for attribute in attributes:
+                key, _, setting = attribute.strip().partition("=")
+                if key.lower() == "max-age":
+                    expired = setting.strip().lstrip("-").isdigit() and int(setting) <= 0
+                elif key.lower() == "expires" and not any(a.strip().lower().startswith("max-age") for a in attributes):
+                    with contextlib.suppress(TypeError, ValueError):
+                        expired = parsedate_to_datetime(setting) <= datetime.now(UTC)
+            if expired:
                 self.cookies.pop(name.strip(), None)
             else:
                 self.cookies[name.strip()] = value.strip()

@@ -86,7 +86,7 @@ async def test_failing_on_start_reports_startup_failed() -> None:
     async def on_start(scope: dict[str, Any]) -> None:
         raise RuntimeError("no database")
 
-    with pytest.raises(RuntimeError, match="lifespan.startup failed: RuntimeError: no database"):
+    with pytest.raises(RuntimeError, match=r"lifespan\.startup failed: RuntimeError: no database"):
         async with TestClient(build_server(echo_request, on_start=on_start)):
             pass
 

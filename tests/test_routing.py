@@ -21,8 +21,13 @@ async def home(request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def show(request: dict[str, Any], *args: Any) -> dict[str, Any]:
-    return json({"args": [str(a) for a in args], "types": [type(a).__name__ for a in args],
-                 "params": {k: str(v) for k, v in request.get("path_params", {}).items()}})
+    return json(
+        {
+            "args": [str(a) for a in args],
+            "types": [type(a).__name__ for a in args],
+            "params": {k: str(v) for k, v in request.get("path_params", {}).items()},
+        }
+    )
 
 
 @websocket

@@ -182,12 +182,11 @@ def style(request: pytest.FixtureRequest) -> Any:
 
 async def test_echo_then_client_close_runs_disconnect_then_close(style: Any) -> None:
     rec = Recorder()
-    async with TestClient(style(rec)) as client:
-        async with client.websocket("/echo") as ws:
-            await ws.send("hi")
-            assert await ws.receive() == "hi"
-            await ws.send(b"\x00bin")
-            assert await ws.receive() == b"\x00bin"
+    async with TestClient(style(rec)) as client, client.websocket("/echo") as ws:
+        await ws.send("hi")
+        assert await ws.receive() == "hi"
+        await ws.send(b"\x00bin")
+        assert await ws.receive() == b"\x00bin"
     assert rec.events == ["finally", "on_disconnect", "on_close"]
 
 
@@ -277,8 +276,9 @@ async def test_generator_yielding_a_wrong_type_is_1011_naming_the_handler(caplog
     assert "TypeError" in caplog.text and "generator_app.<locals>.echo yielded 42" in caplog.text
 
 
-@pytest.mark.parametrize(("path", "status", "body"), [("/refuse", 403, b""), ("/broken", 403, b""),
-                                                      ("/deny", 401, b"who are you?")])
+@pytest.mark.parametrize(
+    ("path", "status", "body"), [("/refuse", 403, b""), ("/broken", 403, b""), ("/deny", 401, b"who are you?")]
+)
 async def test_refusals_before_accept(path: str, status: int, body: bytes) -> None:
     rec = Recorder()
     async with TestClient(generator_app(rec)) as client:
@@ -301,9 +301,11 @@ async def test_object_style_refusals(path: str, status: int) -> None:
 
 
 async def test_on_connect_chooses_a_subprotocol() -> None:
-    async with TestClient(generator_app(Recorder())) as client:
-        async with client.websocket("/choose", subprotocols=["sub-123"]) as ws:
-            assert ws.subprotocol == "sub-123"
+    async with (
+        TestClient(generator_app(Recorder())) as client,
+        client.websocket("/choose", subprotocols=["sub-123"]) as ws,
+    ):
+        assert ws.subprotocol == "sub-123"
 
 
 async def test_plain_coroutine_handler_runs_then_closes() -> None:
