@@ -264,3 +264,44 @@ async def test_unknown_scope_type_is_refused() -> None:
 
     with pytest.raises(ValueError, match="webtransport"):
         await build_server(echo_request)({"type": "webtransport"}, receive, send)
+
+
+def test_set_cookie_header_converts_and_validates() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from scallion.cookies import set_cookie_header
+
+    assert set_cookie_header("a", {"value": "1", "max_age": timedelta(hours=1)}) == "a=1; Max-Age=3600"
+    assert set_cookie_header("a", {"value": "1", "expires": 0}) == "a=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+    moment = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert set_cookie_header("a", {"value": "1", "expires": moment}) == "a=1; Expires=Wed, 02 Jan 2030 03:04:05 GMT"
+    assert set_cookie_header("a", {"samesite": "none", "secure": True}) == "a=; SameSite=None; Secure"
+    for bad in [
+        ("a;b", "v"),
+        ("a", {"path": "/; Domain=evil.example"}),
+        ("a", {"path": "/\r\nX-Evil: 1"}),
+        ("a", {"samesite": "sometimes"}),
+        ("a", {"samesite": "None"}),
+        ("a", {"colour": "red"}),
+    ]:
+        with pytest.raises(ValueError):
+            set_cookie_header(*bad)  # type: ignore[arg-type]
+
+
+async def test_no_content_length_on_204_and_304() -> None:
+    async def handler(request: dict[str, Any]) -> dict[str, Any]:
+        return {"status": int(request["path"].strip("/")), "body": b""}
+
+    async with TestClient(build_server(handler)) as client:
+        for status in (204, 304):
+            response = await client.get(f"/{status}")
+            assert response.status == status and "content-length" not in response.headers
+        assert (await client.get("/200")).headers["content-length"] == "0"
+
+
+def test_query_strings_are_utf8() -> None:
+    from scallion.datastructures import parse_query
+
+    assert parse_query("city=Z%C3%BCrich&a=1+2") == {"city": "Zürich", "a": "1 2"}
+    assert parse_query("city=Zürich".encode()) == {"city": "Zürich"}
+    assert parse_query(b"a=1&a=2&b=&c") == {"a": ["1", "2"], "b": "", "c": ""}

@@ -443,3 +443,12 @@ def test_sync_websocket_client() -> None:
     with TestClient(object_app(Recorder())) as client, client.websocket("/echo") as ws:
         ws.send("sync")
         assert ws.receive() == "sync"
+
+
+def test_proxies_are_inspectable_outside_a_handler() -> None:
+    from scallion import request
+    from scallion.handlers import WebSocketHandler
+
+    assert not isinstance(websocket, WebSocketHandler)
+    assert not isinstance(request, dict)
+    assert "websocket" in repr(websocket) and "request" in repr(request)
