@@ -1,0 +1,280 @@
+"""Real servers in subprocesses for the real-server tests (``tests/test_servers_*.py``).
+
+``start_server(kind, "module:app", workdir)`` picks a free port on 127.0.0.1, starts uvicorn (with the
+``websockets-sansio`` or ``wsproto`` implementation) or granian on it, waits until the port accepts TCP
+connections and returns a :class:`RunningServer`. The server's stdout and stderr go to one log file, so tests can
+assert on printed and logged lines; apps under ``tests/apps`` write lifecycle events (hooks, ``finally`` blocks)
+to one file per connection key in ``events_dir`` (see ``tests/apps/recorder.py``). ``stop()`` ends the server by
+PID: SIGINT, then SIGKILL after a timeout.
+
+No fixed sleeps: every wait polls a condition (a TCP connect, a file) against a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Response
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "tests" / "apps"
+EXAMPLES = REPO / "examples"
+
+SERVERS = ("uvicorn-websockets-sansio", "uvicorn-wsproto", "granian")
+"""The server kinds every real-server test runs against."""
+
+POLL = 0.005
+"""Seconds between two looks at a polled condition (a file, a port)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(kind: str, target: str, port: int) -> list[str]:
+    """The command line that serves ASGI app ``target`` ("module:attr") with server ``kind`` on ``port``."""
+    if kind.startswith("uvicorn-"):
+        ws = kind.removeprefix("uvicorn-")
+        return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+                "--ws", ws, "--lifespan", "on"]
+    if kind == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", "1", target]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def _descendants(pid: int) -> list[int]:
+    """PIDs of the processes under ``pid`` (children, grandchildren, ...), from /proc."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in found:
+                    found.append(child)
+                    todo.append(child)
+    return found
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of one process in bytes (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class RunningServer:
+    """A server subprocess serving one app on ``127.0.0.1:port``."""
+
+    kind: str
+    target: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    events_dir: Path
+    returncode: int | None = None
+    _log_file: object = field(default=None, repr=False)
+
+    # -- addresses --------------------------------------------------------------------------------------
+    def ws(self, path: str) -> str:
+        """``ws://127.0.0.1:port/path``."""
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def http(self, path: str) -> str:
+        """``http://127.0.0.1:port/path``."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    # -- the log --------------------------------------------------------------------------------------
+    def log(self, since: int = 0) -> str:
+        """What the server printed and logged (stdout and stderr), from byte offset ``since``."""
+        with open(self.log_path, "rb") as file:
+            file.seek(since)
+            return file.read().decode("utf-8", "replace")
+
+    def log_mark(self) -> int:
+        """The current end of the log: pass it as ``since`` to read only what comes after."""
+        return self.log_path.stat().st_size
+
+    async def wait_for_log(self, text: str, since: int = 0, count: int = 1, timeout: float = 5.0) -> str:
+        """Wait until ``text`` appears ``count`` times in the log after ``since``; return that part of the log."""
+        async with _deadline(timeout, lambda: f"{text!r} x{count} not in the {self.kind} log:\n{self.log(since)}"):
+            while True:
+                log = self.log(since)
+                if log.count(text) >= count:
+                    return log
+                await asyncio.sleep(POLL)
+
+    # -- lifecycle events written by tests/apps/recorder.py -------------------------------------------
+    def events(self, key: str) -> list[tuple[float, str]]:
+        """``(time.time(), name)`` of every event recorded for connection ``key``, in order."""
+        path = self.events_dir / key
+        if not path.exists():
+            return []
+        events = []
+        for line in path.read_text().splitlines():
+            stamp, _, name = line.partition(" ")
+            events.append((float(stamp), name))
+        return events
+
+    def event_names(self, key: str) -> list[str]:
+        """The names of the events recorded for ``key``, in order."""
+        return [name for _, name in self.events(key)]
+
+    async def wait_events(self, key: str, last: str = "done", timeout: float = 5.0) -> list[str]:
+        """Wait until event ``last`` is recorded for ``key`` (by default ``done``: the ASGI app returned);
+        return all event names."""
+        async with _deadline(timeout, lambda: f"no {last!r} event for {key} on {self.kind}: "
+                                              f"{self.event_names(key)}\nlog:\n{self.log()}"):
+            while last not in (names := self.event_names(key)):
+                await asyncio.sleep(POLL)
+            return names
+
+    # -- resources ------------------------------------------------------------------------------------
+    def rss(self) -> int:
+        """Resident memory of the server and all its worker processes, in bytes."""
+        return sum(_rss(pid) for pid in [self.process.pid, *_descendants(self.process.pid)])
+
+    # -- stopping -------------------------------------------------------------------------------------
+    def stop(self, timeout: float = 10.0) -> int:
+        """Stop the server by PID: SIGINT, then SIGKILL (it and its workers) after ``timeout``; the exit code."""
+        if self.returncode is not None:
+            return self.returncode
+        workers = _descendants(self.process.pid)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        for pid in workers:  # only processes this server started, by PID
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.returncode = self.process.returncode
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+        return self.returncode
+
+
+class _deadline:
+    """``async with _deadline(seconds, message)``: fail the test with ``message()`` when time runs out."""
+
+    def __init__(self, seconds: float, message) -> None:  # type: ignore[no-untyped-def]
+        self.timeout = asyncio.timeout(seconds)
+        self.message = message
+
+    async def __aenter__(self) -> None:
+        await self.timeout.__aenter__()
+
+    async def __aexit__(self, kind, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await self.timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            raise AssertionError(self.message()) from None
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 20.0) -> None:
+    """Poll a TCP connect to ``127.0.0.1:port`` until it succeeds; fail early if the server exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                log = log_path.read_text()
+                raise RuntimeError(f"nothing listens on port {port} after {timeout}s:\n{log}") from None
+            time.sleep(0.02)  # poll interval between connection attempts, not synchronisation
+
+
+def start_server(kind: str, target: str, workdir: Path, env: dict[str, str] | None = None) -> RunningServer:
+    """Serve ``target`` ("module:app" importable from tests/apps or examples) with server ``kind``.
+
+    The log goes to ``workdir/<kind>-<module>-<id>.log``, recorded events to a fresh directory under
+    ``workdir`` (the apps read it from ``SCALLION_TEST_EVENTS``).
+    """
+    name = f"{kind}-{target.partition(':')[0]}-{uuid.uuid4().hex[:6]}"
+    log_path = workdir / f"{name}.log"
+    events_dir = workdir / f"{name}-events"
+    events_dir.mkdir(parents=True)
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(APPS), str(EXAMPLES), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONUNBUFFERED": "1",
+        "SCALLION_TEST_EVENTS": str(events_dir),
+        **(env or {}),
+    }
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
+    process = subprocess.Popen(
+        server_command(kind, target, port),
+        cwd=workdir,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    server = RunningServer(kind, target, port, process, log_path, events_dir, _log_file=log_file)
+    try:
+        wait_for_port(port, process, log_path)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+# -- the client side ----------------------------------------------------------------------------------
+def new_key() -> str:
+    """A fresh connection key: the apps record this connection's events under it (``?key=...``)."""
+    return uuid.uuid4().hex
+
+
+async def read_until_closed(ws: ClientConnection, timeout: float = 5.0) -> tuple[list[str | bytes], int | None, str]:
+    """Every message until the server closes: ``(messages, close code, close reason)``; the code is None
+    when the connection ended without a close frame from the server."""
+    messages: list[str | bytes] = []
+    async with _deadline(timeout, lambda: f"the server did not close within {timeout}s; got {messages!r}"):
+        try:
+            while True:
+                messages.append(await ws.recv())
+        except ConnectionClosed as exc:
+            received = exc.rcvd
+            return messages, (received.code if received else None), (received.reason if received else "")
+
+
+async def handshake_refused(url: str, **options: Any) -> Response:
+    """Connect to ``url`` expecting an HTTP refusal of the handshake; the HTTP response."""
+    try:
+        async with connect(url, **options):
+            pass
+    except InvalidStatus as exc:
+        return exc.response
+    raise AssertionError(f"the handshake to {url} was accepted")
