@@ -1,0 +1,67 @@
+"""Emmett, served over granian's RSGI interface as ``emmett serve`` does (not part of the ASGI matrix)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from emmett import App, websocket
+from emmett.tools import service
+
+from . import HELLO, JSON_DATA
+
+# Emmett makes logs/, static/ and languages/ folders under its root path: keep them out of the repository.
+ROOT = Path(tempfile.gettempdir()) / "scallion-bench-emmett"
+ROOT.mkdir(exist_ok=True)
+app = App(__name__, root_path=str(ROOT))
+
+subscribers: set[Callable[[Any], Awaitable[None]]] = set()
+
+
+@app.route("/", output="str")
+async def hello() -> str:
+    """``GET /``."""
+    return HELLO
+
+
+@app.route("/json")
+@service.json
+async def json_response() -> dict[str, str]:
+    """``GET /json``."""
+    return JSON_DATA
+
+
+@app.websocket("/ws")
+async def echo() -> None:
+    """``WS /ws``: echo every message."""
+    await websocket.accept()
+    while True:
+        await websocket.send(await websocket.receive())
+
+
+@app.websocket("/sub")
+async def subscribe() -> None:
+    """``WS /sub``: stay subscribed until the client leaves."""
+    await websocket.accept()
+    send = websocket.send
+    subscribers.add(send)
+    try:
+        while True:
+            await websocket.receive()
+    finally:
+        subscribers.discard(send)
+
+
+@app.websocket("/pub")
+async def publish() -> None:
+    """``WS /pub``: send every message to every subscriber."""
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        for send in list(subscribers):
+            try:
+                await send(message)
+            except Exception:  # that subscriber has just left
+                subscribers.discard(send)

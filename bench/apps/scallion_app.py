@@ -1,0 +1,101 @@
+"""scallion through its Emmett-style facade, ``App``, with both websocket handler styles side by side.
+
+* async-generator style (seed 000): ``/ws``, ``/sub``, ``/pub``;
+* ``websocket``-object style (Emmett): ``/ws-obj``, ``/sub-obj``, ``/pub-obj``.
+
+A generator handler can only send on its own connection, so its broadcast subscribers wait on a queue each
+and the publisher fills the queues; object-style subscribers register their ``websocket.send`` and the
+publisher calls them directly, as the other frameworks do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from scallion import App, websocket, ws_send
+
+from . import HELLO, JSON_DATA
+
+app = App()
+
+queues: set[asyncio.Queue[str | bytes]] = set()
+"""One queue per generator-style subscriber."""
+
+senders: set[Callable[[str | bytes], Awaitable[None]]] = set()
+"""``websocket.send`` of every object-style subscriber."""
+
+
+@app.route("/")
+async def hello() -> str:
+    """``GET /``: a ``str`` becomes ``text/plain``."""
+    return HELLO
+
+
+@app.route("/json")
+async def json_response() -> dict[str, str]:
+    """``GET /json``: a dict becomes JSON."""
+    return JSON_DATA
+
+
+# -- async-generator style ----------------------------------------------------------------------------
+@app.websocket("/ws")
+async def echo(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
+    """Echo every message."""
+    async for message in receiver:
+        yield ws_send(message)
+
+
+@app.websocket("/sub")
+async def subscribe(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
+    """Send what is published until the client leaves (scallion notices and closes the generator)."""
+    queue: asyncio.Queue[str | bytes] = asyncio.Queue()
+    queues.add(queue)
+    try:
+        while True:
+            yield ws_send(await queue.get())
+    finally:
+        queues.discard(queue)
+
+
+@app.websocket("/pub")
+async def publish(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
+    """Put every published message on every subscriber's queue; sends nothing back."""
+    async for message in receiver:
+        for queue in queues:
+            queue.put_nowait(message)
+    if False:  # an async generator that never yields: the route stays in the generator style
+        yield ws_send("")
+
+
+# -- websocket-object style ---------------------------------------------------------------------------
+@app.websocket("/ws-obj")
+async def echo_obj() -> None:
+    """Echo every message."""
+    async for message in websocket:
+        await websocket.send(message)
+
+
+@app.websocket("/sub-obj")
+async def subscribe_obj() -> None:
+    """Register this connection's ``send`` and read until the client leaves."""
+    await websocket.accept()
+    send = websocket.send
+    senders.add(send)
+    try:
+        async for _ in websocket:
+            pass
+    finally:
+        senders.discard(send)
+
+
+@app.websocket("/pub-obj")
+async def publish_obj() -> None:
+    """Send every published message to every subscriber, one after the other."""
+    async for message in websocket:
+        for send in list(senders):
+            try:
+                await send(message)
+            except Exception:  # that subscriber has just left
+                senders.discard(send)

@@ -1,0 +1,328 @@
+"""An in-process fake ASGI server that plays ping-pong with an application, for counting instructions.
+
+It calls the application exactly as uvicorn (httptools + websockets-sansio) does -- a new task per HTTP
+request and per websocket connection, scope dicts with the same keys (``extensions:
+{"websocket.http.response": {}}`` for websockets), ``receive`` on an :class:`asyncio.Queue`, ``send``
+awaiting an :class:`asyncio.Event` that is set -- but without sockets, so the only work left is the
+application's and the event loop's.
+
+The fake client behaves like a network peer in a closed loop: it delivers the next message (or request)
+only after the application has sent the echo (or the whole response), and always in a later iteration of
+the event loop (``call_soon``). A websocket stays open for all ``count`` messages; then the client
+disconnects (``websocket.disconnect`` 1000), after which ``send`` raises :class:`ClientDisconnected` as
+uvicorn's does. Real time passes normally, so timers such as scallion's disconnect watchdog fire as they
+would in a server.
+
+``python -m bench.pingpong --app bench.apps.raw:app --kind ws --path /ws --count 2000`` runs one of these
+on uvloop; :mod:`bench.instructions` runs that under callgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Message = dict[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+PAYLOAD = "x" * 64
+"""The 64-byte text message the fake client sends."""
+
+SERVER = ("127.0.0.1", 8000)
+CLIENT = ("127.0.0.1", 54321)
+ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send`` once the client has gone, like uvicorn's exception of the same name."""
+
+
+class PingPongError(RuntimeError):
+    """The application did not answer as an echo / hello server should."""
+
+
+def load_app(target: str) -> ASGIApp:
+    """``"package.module:attribute"`` -> the ASGI application."""
+    module_name, _, attribute = target.partition(":")
+    app: ASGIApp = getattr(importlib.import_module(module_name), attribute or "app")
+    return app
+
+
+def websocket_scope(path: str) -> Message:
+    """A websocket scope with the keys and shapes uvicorn's websockets-sansio protocol builds."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "server": SERVER,
+        "client": CLIENT,
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode("ascii"),
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"upgrade", b"websocket"),
+            (b"connection", b"Upgrade"),
+            (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+            (b"sec-websocket-version", b"13"),
+        ],
+        "subprotocols": [],
+        "state": {},
+        "extensions": {"websocket.http.response": {}},
+    }
+
+
+def http_scope(path: str) -> Message:
+    """A ``GET`` scope with the keys and shapes uvicorn's httptools protocol builds."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": SERVER,
+        "client": CLIENT,
+        "scheme": "http",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"pingpong"), (b"accept", b"*/*")],
+        "state": {},
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode("ascii"),
+        "query_string": b"",
+    }
+
+
+class WebSocketPeer:
+    """One fake websocket connection: the server side's ``receive``/``send`` and the client's behaviour."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, payload: str = PAYLOAD) -> None:
+        self.loop = loop
+        self.remaining = count
+        self.payload = payload
+        self.echoes = 0
+        self.close_code: int | None = None
+        self.denied = False
+        self.client_gone = False
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.queue.put_nowait({"type": "websocket.connect"})
+
+    async def receive(self) -> Message:
+        """What the application awaits: the next event from the client."""
+        return await self.queue.get()
+
+    async def send(self, message: Message) -> None:
+        """What the application calls; the client answers an accept or an echo with its next message."""
+        await self.writable.wait()
+        if self.client_gone:
+            raise ClientDisconnected()
+        kind = message["type"]
+        if kind == "websocket.send":
+            data = message.get("text")
+            if data != self.payload:
+                raise PingPongError(f"expected the echo of {self.payload!r}, got {message!r}")
+            self.echoes += 1
+            self._next()
+        elif kind == "websocket.accept":
+            self._next()
+        elif kind == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.client_gone = True
+        elif kind.startswith("websocket.http.response"):
+            self.denied = True
+        else:
+            raise PingPongError(f"unexpected message {message!r}")
+
+    def _next(self) -> None:
+        if self.remaining:
+            self.remaining -= 1
+            self.loop.call_soon(self.queue.put_nowait, {"type": "websocket.receive", "text": self.payload})
+        else:
+            self.loop.call_soon(self._disconnect)
+
+    def _disconnect(self) -> None:
+        self.client_gone = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+
+class HttpPeer:
+    """A fake keep-alive HTTP client sending ``GET path`` again as soon as each response is complete."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, app: ASGIApp, path: str, count: int) -> None:
+        self.loop = loop
+        self.app = app
+        self.path = path
+        self.remaining = count
+        self.responses = 0
+        self.body = b""
+        self.status = 0
+        self.failure: BaseException | None = None
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Send the next request, or finish."""
+        if not self.remaining:
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        self.remaining -= 1
+        cycle = _HttpCycle(self)
+        task = self.loop.create_task(cycle.run(http_scope(self.path)))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def complete(self, status: int, body: bytes) -> None:
+        """A whole response arrived: check it and send the next request in a later loop iteration."""
+        self.responses += 1
+        self.status = status
+        self.body = body
+        if status != 200:
+            self.fail(PingPongError(f"GET {self.path} answered {status}"))
+            return
+        self.loop.call_soon(self.start)
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop the run with ``exc``."""
+        self.failure = exc
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
+class _HttpCycle:
+    """One request/response, like uvicorn's ``RequestResponseCycle``."""
+
+    def __init__(self, peer: HttpPeer) -> None:
+        self.peer = peer
+        self.status = 0
+        self.chunks: list[bytes] = []
+        self.request_sent = False
+        self.disconnected: asyncio.Event | None = None  # made when the app waits past the request
+
+    async def run(self, scope: Message) -> None:
+        try:
+            await self.peer.app(scope, self.receive, self.send)
+        except BaseException as exc:
+            self.peer.fail(exc)
+
+    async def receive(self) -> Message:
+        if not self.request_sent:
+            self.request_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        self.disconnected = asyncio.Event()
+        await self.disconnected.wait()  # the fake client never leaves mid-request
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+        elif kind == "http.response.body":
+            self.chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.peer.complete(self.status, b"".join(self.chunks))
+        else:
+            raise PingPongError(f"unexpected message {message!r}")
+
+
+async def lifespan_startup(app: ASGIApp) -> Callable[[], Awaitable[None]]:
+    """Run the lifespan startup as uvicorn's ``lifespan=auto`` does; returns the shutdown coroutine."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        if message["type"].startswith("lifespan.startup"):
+            started.set()
+        elif message["type"].startswith("lifespan.shutdown"):
+            stopped.set()
+
+    async def run() -> None:
+        with contextlib.suppress(Exception):  # an app without lifespan support: uvicorn carries on
+            await app({"type": "lifespan", "asgi": ASGI, "state": {}}, inbox.get, send)
+        started.set()
+        stopped.set()
+
+    task = asyncio.get_running_loop().create_task(run())
+    await inbox.put({"type": "lifespan.startup"})
+    await started.wait()
+
+    async def shutdown() -> None:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await stopped.wait()
+        await task
+
+    return shutdown
+
+
+async def drive_websocket(
+    app: ASGIApp, path: str, count: int, payload: str = PAYLOAD, *, freeze: bool = False
+) -> WebSocketPeer:
+    """Open one websocket on ``path``, echo ``count`` messages, disconnect; returns the peer to inspect.
+    ``freeze``: ``gc.freeze()`` after startup (see :func:`run`)."""
+    loop = asyncio.get_running_loop()
+    shutdown = await lifespan_startup(app)
+    if freeze:
+        gc.freeze()
+    peer = WebSocketPeer(loop, count, payload)
+    await loop.create_task(app(websocket_scope(path), peer.receive, peer.send))
+    await shutdown()
+    if peer.echoes != count:
+        raise PingPongError(f"{path}: {peer.echoes} echoes for {count} messages")
+    return peer
+
+
+async def drive_http(app: ASGIApp, path: str, count: int, *, freeze: bool = False) -> HttpPeer:
+    """Send ``count`` sequential ``GET path`` requests; returns the peer to inspect.
+    ``freeze``: ``gc.freeze()`` after startup (see :func:`run`)."""
+    loop = asyncio.get_running_loop()
+    shutdown = await lifespan_startup(app)
+    if freeze:
+        gc.freeze()
+    peer = HttpPeer(loop, app, path, count)
+    peer.start()
+    await peer.done
+    await shutdown()
+    if peer.responses != count:
+        raise PingPongError(f"{path}: {peer.responses} responses for {count} requests")
+    return peer
+
+
+def run(target: str, kind: str, path: str, count: int) -> int:
+    """Import the app, then drive it on uvloop; returns the number of echoes or responses.
+
+    Everything alive after startup (modules, the app) is moved out of the garbage collector's reach with
+    ``gc.freeze()``, so the occasional full collection costs the same whatever was imported: the per-message
+    difference then measures the app's own work, and repeat runs agree closely.
+    """
+    import uvloop
+
+    app = load_app(target)
+    if kind == "ws":
+        return uvloop.run(drive_websocket(app, path, count, freeze=True)).echoes
+    return uvloop.run(drive_http(app, path, count, freeze=True)).responses
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: drive one app once."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", required=True, help="module:attribute of the ASGI app")
+    parser.add_argument("--kind", choices=["ws", "http"], required=True)
+    parser.add_argument("--path", default="/")
+    parser.add_argument("--count", type=int, default=1000, help="messages or requests (0 is allowed)")
+    args = parser.parse_args(argv)
+    done = run(args.app, args.kind, args.path, args.count)
+    print(f"{args.app} {args.kind} {args.path}: {done}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
