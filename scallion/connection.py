@@ -41,7 +41,7 @@ import enum
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Coroutine
 from typing import Any, NoReturn, Protocol
 
 import msgspec
@@ -55,6 +55,8 @@ logger = logging.getLogger("scallion")
 WATCH_PERIOD = 0.025
 """Seconds between two looks of the watchdog: a departed client is noticed within about twice this."""
 
+SERVICE_RESTART = 1012
+"""The close code uvicorn closes websockets with when it shuts down; never a client's."""
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the server to take a close frame; past that the peer is taken as gone."""
 
@@ -189,6 +191,8 @@ class Connection(ScopeView):
         self._reading = False
         self._reads = 0
         self._reads_seen = -1
+        self._direct = False
+        """True while receive() may await the server directly: open, nothing read ahead, no reader task."""
         self._reader: asyncio.Future[Message] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._in_body = False
@@ -220,6 +224,7 @@ class Connection(ScopeView):
             message["headers"] = encode_headers(headers)
         await self._send(message)
         self.state = OPEN
+        self._direct = True
         self.subprotocol = subprotocol
         self._watchdog = _watchdog()
         self._watchdog.add(self)
@@ -229,6 +234,7 @@ class Connection(ScopeView):
         if self.state is not CONNECTING:
             raise WebSocketClosedError("deny() is only possible before the websocket is accepted")
         self.state = CLOSED
+        self._direct = False
         self.close_code = status
         payload = body.encode() if isinstance(body, str) else body
         if "websocket.http.response" in (self.scope.get("extensions") or {}):
@@ -242,26 +248,28 @@ class Connection(ScopeView):
             await self._send({"type": "websocket.close", "code": 1000})
 
     # -- receiving ------------------------------------------------------------------------------------
-    async def receive(self) -> str | bytes:
-        """The next client message; raises :class:`WebSocketDisconnect` when the connection is over."""
-        self._reads += 1
-        if self._buffer:
-            message = self._buffer.popleft()
-        else:
-            if self.state is not OPEN:
-                if self.state is CONNECTING:
-                    await self.accept()
-                else:
-                    raise WebSocketDisconnect(self.close_code or 1005, self.close_reason)
-            if self._reading:
-                raise RuntimeError("receive() is already being awaited on this websocket")
-            reader = self._reader
-            self._reader = None  # a pending watchdog reader is now ours: its callback leaves it alone
+    def receive(self) -> Coroutine[Any, Any, str | bytes]:
+        """The next client message (``str`` or ``bytes``); raises :class:`WebSocketDisconnect` when the
+        connection is over (the client left, or scallion closed it)."""
+        return self._next(False)
+
+    def __aiter__(self) -> Connection:
+        return self
+
+    def __anext__(self) -> Coroutine[Any, Any, str | bytes]:
+        """``async for message in connection`` ends when the connection is over."""
+        return self._next(True)
+
+    async def _next(self, iterating: bool) -> str | bytes:
+        if self._direct and not self._reading:  # the hot path: await the server, no read-ahead, no reader task
             self._reading = True
             try:
-                message = await (reader if reader is not None else self._receive())
+                message = await self._receive()
             finally:
                 self._reading = False
+                self._reads += 1
+        else:
+            message = await self._next_message(iterating)
         if message["type"] == "websocket.receive":
             data: str | bytes | None = message.get("text")
             if data is None:
@@ -273,29 +281,46 @@ class Connection(ScopeView):
             return data
         if message["type"] == "websocket.disconnect":
             self._client_gone(message)
+        if iterating:
+            raise StopAsyncIteration
         raise WebSocketDisconnect(self.close_code or 1005, self.close_reason)
+
+    async def _next_message(self, iterating: bool) -> Message:
+        """The slow path of receiving: read-ahead messages, a watchdog reader, implicit accept, closed."""
+        if self._reading:
+            raise RuntimeError("receive() is already being awaited on this websocket")
+        if self._buffer:
+            message = self._buffer.popleft()
+        elif self.state is CLOSED:
+            if iterating:
+                raise StopAsyncIteration
+            raise WebSocketDisconnect(self.close_code or 1005, self.close_reason)
+        else:
+            if self.state is CONNECTING:
+                await self.accept()
+            reader = self._reader
+            self._reader = None  # a pending watchdog reader is now ours: its callback leaves it alone
+            self._reading = True
+            try:
+                message = await (reader if reader is not None else self._receive())
+            finally:
+                self._reading = False
+        self._reads += 1
+        self._direct = self.state is OPEN and not self._buffer and self._reader is None
+        return message
 
     async def receive_json(self, type: Any = Any) -> Any:
         """The next message decoded as JSON (validated against ``type`` if given); bad JSON closes with 1007."""
-        data = await self.receive()
+        data = await self._next(False)
         try:
             return msgspec.json.decode(data, type=type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self.fail(1007, f"invalid JSON: {exc}")
 
-    def __aiter__(self) -> Connection:
-        return self
-
-    async def __anext__(self) -> str | bytes:
-        try:
-            return await self.receive()
-        except WebSocketDisconnect:
-            raise StopAsyncIteration from None
-
     # -- sending --------------------------------------------------------------------------------------
     async def send(self, data: str | bytes) -> None:
         """Send a text (``str``) or binary (``bytes``) message, accepting first if needed."""
-        if type(data) is str:
+        if data.__class__ is str:
             message: dict[str, Any] = {"type": "websocket.send", "text": data}
         elif isinstance(data, (bytes, bytearray, memoryview)):
             message = {"type": "websocket.send", "bytes": bytes(data)}
@@ -304,22 +329,49 @@ class Connection(ScopeView):
         else:
             raise TypeError(f"websocket send takes str or bytes, not {type(data).__name__}")
         if self.state is not OPEN:
-            await self.accept()
-        await self.send_message(message)
-
-    async def send_json(self, data: Any) -> None:
-        """Send ``data`` encoded as JSON (msgspec) in a text message."""
-        await self.send(_json_encode(data).decode())
-
-    async def send_message(self, message: Message) -> None:
-        """Send a ready ``websocket.send`` message (as built by ``ws_send``) on an open connection."""
-        if self.state is not OPEN:
-            self._not_open()
+            if self.state is CONNECTING:
+                await self.accept()
+            else:
+                self._not_open()
         try:
             await self._send(message)
         except OSError as exc:  # the server saw the client go (uvicorn: ClientDisconnected)
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
+
+    async def send_json(self, data: Any) -> None:
+        """Send ``data`` encoded as JSON (msgspec) in a text message."""
+        await self.send(_json_encode(data).decode())
+
+    async def pump(self, messages: AsyncGenerator[Any, None], name: str) -> None:
+        """Send what a seed-000 handler yields: ``ws_send`` messages go out as they are, ``ws_close`` closes
+        and ends the generator (nothing is sent after it), anything else is a ``TypeError`` naming ``name``.
+        The generator is always closed, so its ``finally`` runs."""
+        send = self._send
+        try:
+            async for message in messages:
+                if message.__class__ is dict:
+                    kind = message.get("type")
+                    if kind == "websocket.send":
+                        text = message.get("text")
+                        if text.__class__ is str or (text is None and message.get("bytes").__class__ is bytes):
+                            if self.state is not OPEN:
+                                self._not_open()
+                            try:
+                                await send(message)
+                            except OSError as exc:
+                                self._client_gone({"code": 1006})
+                                raise WebSocketDisconnect(1006, "connection lost") from exc
+                            continue
+                    elif kind == "websocket.close":
+                        await self.close(message.get("code", 1000), message.get("reason", ""))
+                        return
+                raise TypeError(
+                    f"websocket handler {name} yielded {message!r}; yield ws_send(str | bytes) or ws_close(code) "
+                    '(a dict {"type": "websocket.send", "text": str} or {"type": "websocket.send", "bytes": bytes})'
+                )
+        finally:
+            await messages.aclose()
 
     def _not_open(self) -> None:
         if self.state is CONNECTING:
@@ -335,6 +387,7 @@ class Connection(ScopeView):
             return
         was = self.state
         self.state = CLOSED
+        self._direct = False
         self.close_code = code if was is OPEN else 403
         self.close_reason = reason
         message: dict[str, Any] = {"type": "websocket.close", "code": code}
@@ -355,8 +408,10 @@ class Connection(ScopeView):
     def _client_gone(self, message: Message) -> None:
         if self.state is not CLOSED:
             self.state = CLOSED
-            self.client_closed = True
+            self._direct = False
             self.close_code = message.get("code", 1005)
+            # 1012 (service restart) is what a server sends when it shuts down (uvicorn): not the client's doing
+            self.client_closed = self.close_code != SERVICE_RESTART
             self.close_reason = message.get("reason") or ""
         if self._in_body and self._task is not asyncio.current_task():
             self._cancel(_CLIENT_LEFT)
@@ -382,6 +437,7 @@ class Connection(ScopeView):
             self._start_reader()
 
     def _start_reader(self) -> None:
+        self._direct = False
         reader = self._reader = asyncio.ensure_future(self._receive())
         reader.add_done_callback(self._on_read)
 

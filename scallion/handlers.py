@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
 from .asgi import handler_name
-from .connection import CONNECTING, Connection, WebSocketClosedError
+from .connection import CONNECTING, Connection
 from .context import current_websocket
 from .types import Hook, Request
 
@@ -27,20 +27,20 @@ class Receiver:
     it ends the handler (and ``on_disconnect`` runs).
     """
 
-    __slots__ = ("_receive",)
+    __slots__ = ("_next",)
 
     def __init__(self, connection: Connection) -> None:
-        self._receive = connection.receive
+        self._next = connection.receive
 
     def __aiter__(self) -> Receiver:
         return self
 
     def __anext__(self) -> Awaitable[str | bytes]:
-        return self._receive()
+        return self._next()
 
     def __call__(self) -> Awaitable[str | bytes]:
         """``await receiver()``: the next message."""
-        return self._receive()
+        return self._next()
 
 
 class Hooks:
@@ -74,13 +74,6 @@ class _Session:
     def run(self, connection: Connection) -> Awaitable[None]:
         """Run the handler body on ``connection``."""
         return self.handler.body(connection, self)  # type: ignore[no-any-return]
-
-
-def _not_a_message(name: str, value: Any) -> TypeError:
-    return TypeError(
-        f"websocket handler {name} yielded {value!r}; yield ws_send(str | bytes) or ws_close(code) "
-        '(a dict {"type": "websocket.send", "text": str} or {"type": "websocket.send", "bytes": bytes})'
-    )
 
 
 class WebSocketHandler:
@@ -120,27 +113,8 @@ class WebSocketHandler:
     async def _generator(self, connection: Connection, session: _Session) -> None:
         if connection.state is CONNECTING:
             await connection.accept()
-        generator: AsyncGenerator[Any, None] = self.func(
-            session.scope, Receiver(connection), *session.args, **session.kwargs
-        )
-        send = connection.send_message
-        try:
-            async for message in generator:
-                if message.__class__ is dict:
-                    kind = message.get("type")
-                    if kind == "websocket.send":
-                        text = message.get("text")
-                        if text.__class__ is str or (text is None and message.get("bytes").__class__ is bytes):
-                            await send(message)
-                            continue
-                    elif kind == "websocket.close":
-                        await connection.close(message.get("code", 1000), message.get("reason", ""))
-                        return
-                raise _not_a_message(self.hooks.name, message)
-        except WebSocketClosedError as exc:
-            raise RuntimeError(f"websocket handler {self.hooks.name}: {exc}") from exc
-        finally:
-            await generator.aclose()
+        generator = self.func(session.scope, Receiver(connection), *session.args, **session.kwargs)
+        await connection.pump(generator, self.hooks.name)
 
     async def _coroutine(self, connection: Connection, session: _Session) -> None:
         if connection.state is CONNECTING:

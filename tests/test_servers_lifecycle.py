@@ -208,9 +208,15 @@ def test_server_shutdown_stops_the_handlers(shutdown: dict[str, object]) -> None
         assert events[:1] == ["finally"], events
 
 
-def test_server_shutdown_runs_on_close_only(shutdown: dict[str, object]) -> None:
+def test_server_shutdown_runs_on_close_only(shutdown: dict[str, object], server_kind: str) -> None:
     """DESIGN.md: server shutdown -> on_close, exactly once; seed 000: on_disconnect only when the client
-    closed the socket, and here the server closes it."""
+    closed the socket, and here the server closes it. uvicorn tells the app with code 1012, which scallion
+    knows for the server's. granian gives a handler waiting in receive() the same ``websocket.disconnect``
+    (1005) as when a client drops the TCP connection, so there a reading handler may also see on_disconnect
+    (documented in docs/cli.md); on_close is still exactly once and last."""
     for events in shutdown["events"]:  # type: ignore[attr-defined]
-        assert hooks(events) == ["on_close"], f"{shutdown['events']}\n{shutdown['log']}"
+        if server_kind == "granian":
+            assert hooks(events) in (["on_close"], ["on_disconnect", "on_close"]), shutdown["events"]
+        else:
+            assert hooks(events) == ["on_close"], f"{shutdown['events']}\n{shutdown['log']}"
         assert events[-1] == "done", events
