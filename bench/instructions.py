@@ -7,7 +7,7 @@ start, imports, lifespan, connection setup and teardown -- is the same in both, 
 to show how closely runs agree; the report gives the median and the spread.
 
 ``python -m bench.instructions [--count 2000] [--repeat 2] [--jobs 2]`` (``make bench-instructions``)
-writes ``bench/results/instructions.{json,md}``.
+writes ``bench/results/instructions.{json,md}`` (``instructions-partial`` with ``--only``).
 """
 
 from __future__ import annotations
@@ -155,8 +155,10 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def write(results: Sequence[Result], count: int, repeat: int, elapsed: float) -> tuple[Path, Path]:
-    """Write ``instructions.json`` and ``instructions.md`` into ``bench/results``."""
+def write(
+    results: Sequence[Result], count: int, repeat: int, elapsed: float, stem: str = "instructions"
+) -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` into ``bench/results``."""
     RESULTS.mkdir(exist_ok=True)
     data = {
         "count": count,
@@ -167,9 +169,9 @@ def write(results: Sequence[Result], count: int, repeat: int, elapsed: float) ->
             {**asdict(r.config), "per_message": r.per_message, "median": r.median, "totals": r.totals} for r in results
         ],
     }
-    json_path = RESULTS / "instructions.json"
+    json_path = RESULTS / f"{stem}.json"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
-    md_path = RESULTS / "instructions.md"
+    md_path = RESULTS / f"{stem}.md"
     md_path.write_text(
         f"# Instructions per message / request\n\ncallgrind, fake ping-pong server on uvloop, N={count}, "
         f"{repeat} repeat(s), PYTHONHASHSEED=0; `(I(N) - I(0)) / N`.\n\n{table(results)}\n"
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel valgrinds")
     parser.add_argument("--only", nargs="*", help="configuration names (substring match), optional ones too")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to run the apps with")
+    parser.add_argument("--out", help="result file stem in bench/results (default: instructions[-partial])")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -198,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = measure(configs, args.count, args.repeat, args.jobs, args.python)
     elapsed = time.monotonic() - started
-    json_path, md_path = write(results, args.count, args.repeat, elapsed)
+    # a partial run (--only) does not overwrite the full report that docs/performance.md quotes
+    json_path, md_path = write(
+        results, args.count, args.repeat, elapsed, args.out or ("instructions-partial" if args.only else "instructions")
+    )
     print(table(results))
     print(f"\n{len(configs)} configurations in {elapsed:.0f} s; wrote {json_path} and {md_path}")
     return 0

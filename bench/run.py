@@ -8,7 +8,8 @@ min and max over rounds, and each configuration's ratio to raw ASGI on the same 
 The server runs on core 0 and the load generator on core 1 when there are two cores.
 
 ``python -m bench.run`` (``make bench``); ``--quick`` for a one-round smoke run. Writes
-``bench/results/bench[-quick].{json,md,png}``.
+``bench/results/bench.{json,md,png}`` (``bench-quick`` for ``--quick``, ``bench-partial`` when only some apps,
+servers or workloads were chosen).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Options:
     workloads: list[str] = field(default_factory=lambda: ["echo", "http", "broadcast", "memory"])
     quick: bool = False
     render: Path | None = None
+    out: str | None = None
 
 
 def available(spec: AppSpec) -> bool:
@@ -323,7 +325,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
                 memory.append(measure_memory(label, spec, path, options, log))
     elapsed = time.monotonic() - started
     return {
-        "options": {k: v for k, v in vars(options).items() if k != "render"},
+        "options": {k: v for k, v in vars(options).items() if k not in ("render", "out")},
         "machine": report.machine_info(),
         "pinning": dict(zip(("server_core", "client_core"), cores_to_pin(), strict=True)),
         "skipped": skipped,
@@ -334,10 +336,21 @@ def run(options: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
     }
 
 
-def write(data: dict[str, Any], quick: bool) -> list[Path]:
-    """``bench[-quick].json``, ``.md`` and ``.png`` in ``bench/results``."""
+def default_stem(options: Options) -> str:
+    """``bench`` for a full default run, ``bench-quick`` for ``--quick``, else ``bench-partial``, so that a
+    partial run never overwrites the report that docs/performance.md quotes."""
+    if options.quick:
+        return "bench-quick"
+    defaults = Options()
+    same = (options.apps, options.servers, options.workloads) == (defaults.apps, defaults.servers, defaults.workloads)
+    return "bench" if same else "bench-partial"
+
+
+def write(data: dict[str, Any], stem_name: str) -> list[Path]:
+    """``<stem>.json``, ``.md`` and ``.png`` in ``bench/results``."""
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / ("bench-quick" if quick else "bench")
+    stem = RESULTS / stem_name
+    quick = data["options"]["quick"]
     json_path, md_path, png_path = (stem.with_suffix(s) for s in (".json", ".md", ".png"))
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     options = data["options"]
@@ -385,13 +398,14 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--servers", nargs="+", choices=sorted(SERVERS), help="default: all")
     parser.add_argument("--workloads", nargs="+", choices=["echo", "http", "broadcast", "memory"])
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the table and chart of a run")
+    parser.add_argument("--out", help="result file stem in bench/results (default: bench, bench-quick, bench-partial)")
     args = parser.parse_args(argv)
-    options = Options(quick=args.quick, render=args.render)
+    options = Options(quick=args.quick, render=args.render, out=args.out)
     if args.quick:
         options.rounds, options.duration, options.warmup = 1, 1.0, 0.3
         options.subscribers, options.memory_connections = 200, 1000
     for name, value in vars(args).items():
-        if value is not None and name not in ("quick", "render"):
+        if value is not None and name not in ("quick", "render", "out"):
             setattr(options, name, value)
     return options
 
@@ -401,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     if options.render is not None:
         data = json.loads(options.render.read_text())
-        for path in write(data, data["options"]["quick"]):
+        for path in write(data, options.render.stem):
             print(f"wrote {path}")
         return 0
     if "http" in options.workloads and shutil.which("wrk") is None:
@@ -409,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.workloads = [w for w in options.workloads if w != "http"]
     raise_open_files_limit(max(4096, options.subscribers + 1000))
     data = run(options)
-    for path in write(data, options.quick):
+    for path in write(data, options.out or default_stem(options)):
         print(f"wrote {path}")
     return 0
 
