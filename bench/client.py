@@ -46,7 +46,7 @@ class EchoLoad:
         self.errors = 0
 
 
-class EchoClient(WSListener):  # type: ignore[misc]
+class EchoClient(WSListener):
     """One closed-loop connection: send, wait for the echo, record the round trip, send again."""
 
     def __init__(self, load: EchoLoad) -> None:
@@ -153,7 +153,7 @@ class Fanout:
             self.publisher.send(WSMsgType.TEXT, self.payload)
 
 
-class Subscriber(WSListener):  # type: ignore[misc]
+class Subscriber(WSListener):
     """Counts what it receives and lets the publisher go on."""
 
     def __init__(self, fanout: Fanout) -> None:
@@ -174,7 +174,7 @@ class Subscriber(WSListener):  # type: ignore[misc]
             transport.disconnect()
 
 
-class Publisher(WSListener):  # type: ignore[misc]
+class Publisher(WSListener):
     """The publishing connection (it receives nothing)."""
 
     def __init__(self) -> None:
@@ -196,11 +196,12 @@ async def broadcast(
     if len(subs) != subscribers or not isinstance(publisher, Publisher):
         close_all(subs)
         return {"error": f"{len(subs)}/{subscribers} subscribers connected; publisher {publisher!r}"}
-    fanout.publisher = publisher.transport
+    transport = fanout.publisher = publisher.transport
+    assert transport is not None
     # probe: one message must reach every subscriber (they are all registered on the server)
     await asyncio.sleep(0.2)
     deadline = time.monotonic() + 10
-    fanout.publisher.send(WSMsgType.TEXT, fanout.payload)
+    transport.send(WSMsgType.TEXT, fanout.payload)
     while fanout.delivered < subscribers and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     if fanout.delivered != subscribers:

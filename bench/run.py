@@ -320,9 +320,9 @@ def run(options: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
             log(f"open-file limit {limit} is too low for {options.memory_connections} connections; reducing")
             options.memory_connections = max(100, limit - 200)
         for label, path in MEMORY_APPS.items():
-            spec = next((s for s in specs if label in s.echo), None)
-            if spec is not None:
-                memory.append(measure_memory(label, spec, path, options, log))
+            serving = next((s for s in specs if label in s.echo), None)
+            if serving is not None:
+                memory.append(measure_memory(label, serving, path, options, log))
     elapsed = time.monotonic() - started
     return {
         "options": {k: v for k, v in vars(options).items() if k not in ("render", "out")},

@@ -82,7 +82,7 @@ def raise_open_files_limit(wanted: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(OSError):
             found.extend(int(child) for child in task.read_text().split())

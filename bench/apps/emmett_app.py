@@ -20,20 +20,20 @@ app = App(__name__, root_path=str(ROOT))
 subscribers: set[Callable[[Any], Awaitable[None]]] = set()
 
 
-@app.route("/", output="str")
+@app.route("/", output="str")  # type: ignore[untyped-decorator]
 async def hello() -> str:
     """``GET /``."""
     return HELLO
 
 
-@app.route("/json")
-@service.json
+@app.route("/json")  # type: ignore[untyped-decorator]
+@service.json  # type: ignore[untyped-decorator]
 async def json_response() -> dict[str, str]:
     """``GET /json``."""
     return JSON_DATA
 
 
-@app.websocket("/ws")
+@app.websocket("/ws")  # type: ignore[untyped-decorator]
 async def echo() -> None:
     """``WS /ws``: echo every message."""
     await websocket.accept()
@@ -41,7 +41,7 @@ async def echo() -> None:
         await websocket.send(await websocket.receive())
 
 
-@app.websocket("/sub")
+@app.websocket("/sub")  # type: ignore[untyped-decorator]
 async def subscribe() -> None:
     """``WS /sub``: stay subscribed until the client leaves."""
     await websocket.accept()
@@ -54,7 +54,7 @@ async def subscribe() -> None:
         subscribers.discard(send)
 
 
-@app.websocket("/pub")
+@app.websocket("/pub")  # type: ignore[untyped-decorator]
 async def publish() -> None:
     """``WS /pub``: send every message to every subscriber."""
     await websocket.accept()

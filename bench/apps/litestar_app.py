@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from . import HELLO, JSON_DATA
 
-subscribers: set[WebSocket] = set()
+subscribers: set[WebSocket[Any, Any, Any]] = set()
 
 
 @get("/", media_type=MediaType.TEXT)
@@ -23,7 +25,7 @@ async def json_response() -> dict[str, str]:
 
 
 @websocket("/ws")
-async def echo(socket: WebSocket) -> None:
+async def echo(socket: WebSocket[Any, Any, Any]) -> None:
     """``WS /ws``: echo every text message."""
     await socket.accept()
     try:
@@ -34,7 +36,7 @@ async def echo(socket: WebSocket) -> None:
 
 
 @websocket("/sub")
-async def subscribe(socket: WebSocket) -> None:
+async def subscribe(socket: WebSocket[Any, Any, Any]) -> None:
     """``WS /sub``: stay subscribed until the client leaves."""
     await socket.accept()
     subscribers.add(socket)
@@ -48,7 +50,7 @@ async def subscribe(socket: WebSocket) -> None:
 
 
 @websocket("/pub")
-async def publish(socket: WebSocket) -> None:
+async def publish(socket: WebSocket[Any, Any, Any]) -> None:
     """``WS /pub``: send every message to every subscriber."""
     await socket.accept()
     try:

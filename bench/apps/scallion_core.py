@@ -25,7 +25,7 @@ async def json_response(request: dict[str, Any]) -> dict[str, Any]:
     return json(JSON_DATA)
 
 
-@websocket
+@websocket  # type: ignore[untyped-decorator]  # scallion types `websocket` as Any
 async def echo(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
     """``WS /ws``: echo every message."""
     async for message in receiver:
