@@ -1,5 +1,5 @@
-"""The Emmett-style facade: ``App`` collects routes, websockets, middlewares and hooks, and compiles down to
-``build_server(apply_middleware(*middlewares, wrap_routes(table))(not_found))`` on first use."""
+"""The Emmett-style facade: ``App`` collects routes, websockets, middlewares and hooks; it is the ``Server`` of
+``build_server(apply_middleware(*middlewares, wrap_routes(table))(not_found))``, compiled on first use."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .asgi import Server, build_server, handler_name, is_response, standard_not_found
+from .asgi import Server, handler_name, is_response, standard_not_found
 from .context import Request, current_request
 from .handlers import ObjectHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
 from .routing import Router
-from .types import Handler, Hook, MiddlewareFactory, Receive, Response, Scope, Send
+from .types import Handler, Hook, MiddlewareFactory, Response, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 _json_encode = msgspec.json.Encoder().encode
@@ -69,18 +69,21 @@ def _names(path: str) -> list[str]:
     return _compile(path).names
 
 
-class App:
+class App(Server):
     """An ASGI 3 application built from decorators: ``@app.route``, ``@app.websocket``, ``@app.on_start``,
-    ``@app.on_stop`` and ``app.use(middleware, ...)``. Options are those of :func:`~scallion.build_server`."""
+    ``@app.on_stop`` and ``app.use(middleware, ...)``. Options are those of :func:`~scallion.build_server`.
+
+    An ``App`` is the :class:`~scallion.asgi.Server` that ``build_server`` makes, whose handler is compiled from
+    the declarations on first use: ``apply_middleware(*middlewares, wrap_routes(table))(not_found)``."""
 
     def __init__(self, *, not_found: Handler = standard_not_found, **options: Any) -> None:
+        super().__init__(self._compile_then_handle, self._start, self._stop, **options)
         self.not_found = not_found
-        self.options = options
         self.table: list[tuple[str, list[str], Handler]] = []
         self.middlewares: list[MiddlewareFactory] = []
         self.start_hooks: list[Callable[[], Any]] = []
         self.stop_hooks: list[Callable[[], Any]] = []
-        self._server: Server | None = None
+        self.compiled = False
 
     # -- declaring ------------------------------------------------------------------------------------
     def route(self, path: str | None = None, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
@@ -153,16 +156,19 @@ class App:
         Router(self.table)  # a bad route fails here, at declaration
 
     def _check_open(self) -> None:
-        if self._server is not None:
+        if self.compiled:
             raise RuntimeError("the App is already serving; declare routes, middlewares and hooks before")
 
     # -- serving --------------------------------------------------------------------------------------
-    def build(self) -> Server:
-        """Compile the routes and middlewares into the ASGI application (done once, on first use)."""
-        if self._server is None:
-            handler = apply_middleware(*self.middlewares, wrap_routes(self.table))(self.not_found)
-            self._server = build_server(handler, self._start, self._stop, **self.options)
-        return self._server
+    def build(self) -> App:
+        """Compile the routes and middlewares into the handler (done once, on first use); returns the app."""
+        if not self.compiled:
+            self.handler = apply_middleware(*self.middlewares, wrap_routes(self.table))(self.not_found)
+            self.compiled = True
+        return self
+
+    def _compile_then_handle(self, request: dict[str, Any]) -> Awaitable[Any]:
+        return self.build().handler(request)
 
     async def _start(self, scope: Scope) -> dict[str, Any]:
         config: dict[str, Any] = {}
@@ -179,9 +185,6 @@ class App:
             result = hook()
             if inspect.isawaitable(result):
                 await result
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (self._server or self.build())(scope, receive, send)
 
     def routes(self) -> list[tuple[str, list[str], str]]:
         """``(path, methods, handler name)`` for every route, websockets included."""

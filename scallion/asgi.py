@@ -92,8 +92,8 @@ class Server:
         shutdown_timeout: float = 5.0,
     ) -> None:
         self.handler = handler
-        self.on_start = on_start
-        self.on_stop = on_stop
+        self._on_start = on_start
+        self._on_stop = on_stop
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
         self.max_message_size = max_message_size
@@ -110,7 +110,18 @@ class Server:
         if kind == "http":
             await self.http(scope, receive, send)
         elif kind == "websocket":
-            await self.websocket(scope, receive, send)
+            # serve() is awaited right here, not in a helper coroutine: each coroutine between the server's
+            # task and the handler is passed through on every message the handler waits for
+            connection, session = await self.open_websocket(scope, receive, send)
+            if session is None:
+                return
+            self.connections.add(connection)
+            try:
+                await connection.serve(session)
+            finally:
+                self.connections.discard(connection)
+                if self._drained is not None and not self.connections:
+                    self._drained.set()
         elif kind == "lifespan":
             await self.lifespan(scope, receive, send)
         else:
@@ -194,8 +205,9 @@ class Server:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- websockets -----------------------------------------------------------------------------------
-    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one websocket connection through the handler chain and the connection core."""
+    async def open_websocket(self, scope: Scope, receive: Receive, send: Send) -> tuple[Connection, Session | None]:
+        """Receive the handshake and run the handler chain: the session to serve, or None when the handshake
+        was refused (a response dict from the chain, an error) or the client is already gone."""
         request: Request = dict(scope)
         raw = scope["headers"]
         request["headers"] = headers_dict(raw)
@@ -207,17 +219,17 @@ class Server:
             request, receive, send, max_message_size=self.max_message_size, max_queue=self.max_queue
         )
         if not await connection.start():
-            return
+            return connection, None
         handler = self.handler
         try:
             result = await handler(request)
         except Exception:
             logger.exception("handler %s failed on websocket %s", handler_name(handler), scope.get("path"))
             await connection.close()
-            return
+            return connection, None
         if is_response(result):
             await connection.deny(result["status"], result.get("body", b""), result.get("headers"))
-            return
+            return connection, None
         if not callable(getattr(result, "run", None)):
             logger.error(
                 "handler %s returned %r for websocket %s; decorate websocket handlers with @websocket",
@@ -226,14 +238,8 @@ class Server:
                 scope.get("path"),
             )
             await connection.close()
-            return
-        self.connections.add(connection)
-        try:
-            await connection.serve(result)
-        finally:
-            self.connections.discard(connection)
-            if self._drained is not None and not self.connections:
-                self._drained.set()
+            return connection, None
+        return connection, result
 
     async def close_websockets(self) -> None:
         """Close every open websocket with 1001 (going away), waiting up to ``shutdown_timeout`` for their
@@ -260,8 +266,8 @@ class Server:
             message: Message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    if self.on_start is not None:
-                        config = await call_hook(self.on_start, dict(scope))
+                    if self._on_start is not None:
+                        config = await call_hook(self._on_start, dict(scope))
                         self.config = {} if config is None else config
                 except Exception as exc:
                     logger.exception("on_start failed")
@@ -271,8 +277,8 @@ class Server:
             elif message["type"] == "lifespan.shutdown":
                 await self.close_websockets()
                 try:
-                    if self.on_stop is not None:
-                        await call_hook(self.on_stop, {**scope, "config": self.config})
+                    if self._on_stop is not None:
+                        await call_hook(self._on_stop, {**scope, "config": self.config})
                 except Exception as exc:
                     logger.exception("on_stop failed")
                     await send({"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"})

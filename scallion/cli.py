@@ -226,9 +226,7 @@ def _apps_in(module: ModuleType) -> list[str]:
 # -- shutdown --------------------------------------------------------------------------------------------
 def websocket_closer(app: object) -> Callable[[], Awaitable[None]] | None:
     """The coroutine function that closes ``app``'s open websockets with 1001: ``close_websockets`` of a
-    scallion :class:`App` (its built server) or a build_server :class:`~scallion.asgi.Server`; None otherwise."""
-    if _is(app, App):
-        return app.build().close_websockets
+    scallion :class:`App` or build_server :class:`~scallion.asgi.Server`; None otherwise."""
     if _is(app, Server):
         return app.close_websockets
     return None

@@ -41,7 +41,8 @@ import enum
 import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Coroutine
+from collections.abc import Awaitable
+from types import AsyncGeneratorType
 from typing import Any, NoReturn, Protocol
 
 import msgspec
@@ -89,18 +90,27 @@ class Session(Protocol):
     """What a handler style hands to :meth:`Connection.serve`: the hooks and the body."""
 
     name: str
+    accepts: bool
     on_connect: Hook | None
     on_disconnect: Hook | None
     on_close: Hook | None
 
-    def run(self, connection: Connection) -> Awaitable[None]:
-        """Run the handler body on an open (or, Emmett style, not yet accepted) connection."""
+    def run(self, connection: Connection) -> Awaitable[None] | AsyncGeneratorType[Any, None]:
+        """The handler body for an open (or, Emmett style, not yet accepted) connection: a coroutine to await
+        or an async generator of messages to send."""
         ...
 
 
 _json_encode = msgspec.json.Encoder().encode
 _SHUTDOWN = "shutdown"
 _CLIENT_LEFT = "client left"
+
+
+def _not_a_message(name: str, value: Any) -> TypeError:
+    return TypeError(
+        f"websocket handler {name} yielded {value!r}; yield ws_send(str | bytes) or ws_close(code) "
+        '(a dict {"type": "websocket.send", "text": str} or {"type": "websocket.send", "bytes": bytes})'
+    )
 
 
 async def call_hook(hook: Hook, scope: Request) -> Any:
@@ -188,10 +198,12 @@ class Connection(ScopeView):
         self._receive = receive
         self._send = send
         self._buffer: deque[Message] = deque()
-        self._reading = False
-        self._reads = 0
-        self._reads_seen = -1
         self._direct = False
+        """True while receive() may await the server directly: open, nothing read ahead, no reader task, and
+        no receive in progress."""
+        self._looked = False
+        """Set by the watchdog, cleared by every receive: still True at the next look means an idle handler."""
+        self._waiting = False
         """True while receive() may await the server directly: open, nothing read ahead, no reader task."""
         self._reader: asyncio.Future[Message] | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -248,70 +260,102 @@ class Connection(ScopeView):
             await self._send({"type": "websocket.close", "code": 1000})
 
     # -- receiving ------------------------------------------------------------------------------------
-    def receive(self) -> Coroutine[Any, Any, str | bytes]:
+    # receive() and __anext__() share everything but the exception that ends them; each keeps the hot path
+    # (await the server directly) inline, because one more coroutine frame per message costs more than
+    # scallion's whole per-message budget. ``_direct`` is False while that hot path awaits the server, so
+    # the watchdog leaves a reading connection alone; ``_looked`` tells it whether a message came since.
+    async def receive(self) -> str | bytes:
         """The next client message (``str`` or ``bytes``); raises :class:`WebSocketDisconnect` when the
         connection is over (the client left, or scallion closed it)."""
-        return self._next(False)
+        if self._direct:
+            self._direct = self._looked = False
+            try:
+                message = await self._receive()
+            except BaseException:
+                self._direct = self.state is OPEN
+                raise
+            self._direct = True
+        else:
+            message = await self._next_message()
+        if message["type"] == "websocket.receive":
+            data = message.get("text")
+            if data is None:
+                data = self._binary(message)
+            if len(data) <= self.max_message_size:
+                return data
+            await self._too_big(data)
+        raise self._ended(message, WebSocketDisconnect)
 
     def __aiter__(self) -> Connection:
         return self
 
-    def __anext__(self) -> Coroutine[Any, Any, str | bytes]:
+    async def __anext__(self) -> str | bytes:
         """``async for message in connection`` ends when the connection is over."""
-        return self._next(True)
-
-    async def _next(self, iterating: bool) -> str | bytes:
-        if self._direct and not self._reading:  # the hot path: await the server, no read-ahead, no reader task
-            self._reading = True
+        if self._direct:
+            self._direct = self._looked = False
             try:
                 message = await self._receive()
-            finally:
-                self._reading = False
-                self._reads += 1
+            except BaseException:
+                self._direct = self.state is OPEN
+                raise
+            self._direct = True
         else:
-            message = await self._next_message(iterating)
+            message = await self._next_message()
         if message["type"] == "websocket.receive":
-            data: str | bytes | None = message.get("text")
+            data = message.get("text")
             if data is None:
-                data = message.get("bytes")
-                if data is None:
-                    raise RuntimeError("the server sent websocket.receive with neither text nor bytes")
-            if len(data) > self.max_message_size:
-                await self.fail(1009, f"message of {len(data)} exceeds max_message_size {self.max_message_size}")
-            return data
-        if message["type"] == "websocket.disconnect":
-            self._client_gone(message)
-        if iterating:
-            raise StopAsyncIteration
-        raise WebSocketDisconnect(self.close_code or 1005, self.close_reason)
+                data = self._binary(message)
+            if len(data) <= self.max_message_size:
+                return data
+            await self._too_big(data)
+        raise self._ended(message, StopAsyncIteration)
 
-    async def _next_message(self, iterating: bool) -> Message:
+    async def _next_message(self) -> Message:
         """The slow path of receiving: read-ahead messages, a watchdog reader, implicit accept, closed."""
-        if self._reading:
+        if self._waiting or (self.state is OPEN and not self._buffer and self._reader is None):
             raise RuntimeError("receive() is already being awaited on this websocket")
+        self._looked = False
         if self._buffer:
             message = self._buffer.popleft()
         elif self.state is CLOSED:
-            if iterating:
-                raise StopAsyncIteration
-            raise WebSocketDisconnect(self.close_code or 1005, self.close_reason)
+            return {"type": "websocket.disconnect", "code": self.close_code or 1005}
         else:
             if self.state is CONNECTING:
                 await self.accept()
             reader = self._reader
             self._reader = None  # a pending watchdog reader is now ours: its callback leaves it alone
-            self._reading = True
+            self._direct = False
+            self._waiting = True
             try:
                 message = await (reader if reader is not None else self._receive())
             finally:
-                self._reading = False
-        self._reads += 1
+                self._waiting = False
         self._direct = self.state is OPEN and not self._buffer and self._reader is None
         return message
 
+    @staticmethod
+    def _binary(message: Message) -> bytes:
+        data = message.get("bytes")
+        if data is None:
+            raise RuntimeError("the server sent websocket.receive with neither text nor bytes")
+        return bytes(data)
+
+    async def _too_big(self, data: str | bytes) -> NoReturn:
+        await self.fail(1009, f"message of {len(data)} exceeds max_message_size {self.max_message_size}")
+
+    def _ended(self, message: Message, kind: type[Exception]) -> Exception:
+        self._direct = False
+        if message["type"] == "websocket.disconnect":
+            self._client_gone(message)
+        elif message["type"] != "websocket.receive":
+            return RuntimeError(f"unexpected ASGI message {message['type']!r} on a websocket")
+        if kind is StopAsyncIteration:
+            return StopAsyncIteration()
+        return WebSocketDisconnect(self.close_code or 1005, self.close_reason)
+
     async def receive_json(self, type: Any = Any) -> Any:
         """The next message decoded as JSON (validated against ``type`` if given); bad JSON closes with 1007."""
-        data = await self._next(False)
+        data = await self.receive()
         try:
             return msgspec.json.decode(data, type=type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -342,36 +386,6 @@ class Connection(ScopeView):
     async def send_json(self, data: Any) -> None:
         """Send ``data`` encoded as JSON (msgspec) in a text message."""
         await self.send(_json_encode(data).decode())
-
-    async def pump(self, messages: AsyncGenerator[Any, None], name: str) -> None:
-        """Send what a seed-000 handler yields: ``ws_send`` messages go out as they are, ``ws_close`` closes
-        and ends the generator (nothing is sent after it), anything else is a ``TypeError`` naming ``name``.
-        The generator is always closed, so its ``finally`` runs."""
-        send = self._send
-        try:
-            async for message in messages:
-                if message.__class__ is dict:
-                    kind = message.get("type")
-                    if kind == "websocket.send":
-                        text = message.get("text")
-                        if text.__class__ is str or (text is None and message.get("bytes").__class__ is bytes):
-                            if self.state is not OPEN:
-                                self._not_open()
-                            try:
-                                await send(message)
-                            except OSError as exc:
-                                self._client_gone({"code": 1006})
-                                raise WebSocketDisconnect(1006, "connection lost") from exc
-                            continue
-                    elif kind == "websocket.close":
-                        await self.close(message.get("code", 1000), message.get("reason", ""))
-                        return
-                raise TypeError(
-                    f"websocket handler {name} yielded {message!r}; yield ws_send(str | bytes) or ws_close(code) "
-                    '(a dict {"type": "websocket.send", "text": str} or {"type": "websocket.send", "bytes": bytes})'
-                )
-        finally:
-            await messages.aclose()
 
     def _not_open(self) -> None:
         if self.state is CONNECTING:
@@ -427,14 +441,13 @@ class Connection(ScopeView):
 
     # -- disconnect watching --------------------------------------------------------------------------
     def look(self) -> None:
-        """Called by the watchdog: start a one-shot reader if the handler has stopped reading."""
-        if self._reading or self._reader is not None or self.state is not OPEN:
+        """Called by the watchdog: start a one-shot reader if the handler has not read since the last look."""
+        if not self._direct:
+            return  # a receive is in progress, a reader is out or messages wait, or the socket is not open
+        if not self._looked:
+            self._looked = True
             return
-        if self._reads != self._reads_seen:
-            self._reads_seen = self._reads
-            return
-        if len(self._buffer) < self.max_queue:
-            self._start_reader()
+        self._start_reader()
 
     def _start_reader(self) -> None:
         self._direct = False
@@ -458,18 +471,47 @@ class Connection(ScopeView):
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def serve(self, session: Session) -> None:
-        """Run the whole lifecycle of ``session`` on this connection; the one place it is written."""
+        """Run the whole lifecycle of ``session`` on this connection; the one place it is written.
+
+        ``session.run(connection)`` gives the body: a coroutine (Emmett style, plain seed-000 coroutines) that is
+        awaited, or an async generator (seed 000) whose yields are sent: ``ws_send`` messages go out as they
+        are, ``ws_close`` closes and ends the generator, anything else is a ``TypeError`` naming the handler.
+        The generator is always closed, so its ``finally`` runs."""
         self._task = asyncio.current_task()
+        send = self._send
         current_websocket.set(self)  # the `websocket` object, in hooks and handler alike
         scope = self.scope
         foreign_cancel: asyncio.CancelledError | None = None
         try:
             if session.on_connect is not None:
                 await self._decide(await call_hook(session.on_connect, scope), session)
+            if self.state is CONNECTING and session.accepts:
+                await self.accept()
             if self.state is not CLOSED:
                 self._in_body = True
                 try:
-                    await session.run(self)
+                    body = session.run(self)
+                    if type(body) is not AsyncGeneratorType:
+                        await body
+                    else:  # the seed-000 driver, inline: a helper coroutine would cost on every message
+                        try:
+                            async for message in body:
+                                if type(message) is dict and message.get("type") == "websocket.send":
+                                    if type(message.get("text")) is str or type(message.get("bytes")) is bytes:
+                                        if self.state is not OPEN:
+                                            self._not_open()
+                                        try:
+                                            await send(message)
+                                        except OSError as exc:  # the server saw the client go (uvicorn)
+                                            self._client_gone({"code": 1006})
+                                            raise WebSocketDisconnect(1006, "connection lost") from exc
+                                        continue
+                                elif type(message) is dict and message.get("type") == "websocket.close":
+                                    await self.close(message.get("code", 1000), message.get("reason", ""))
+                                    break  # nothing is sent after ws_close: the generator is closed below
+                                raise _not_a_message(session.name, message)
+                        finally:
+                            await body.aclose()
                 finally:
                     self._in_body = False
                 await self.close(1000)

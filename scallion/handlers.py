@@ -12,35 +12,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from types import AsyncGeneratorType
 from typing import Any, overload
 
 from .asgi import handler_name
-from .connection import CONNECTING, Connection
+from .connection import Connection
 from .context import current_websocket
 from .types import Hook, Request
-
-
-class Receiver:
-    """The seed-000 ``receiver``: an async iterator of client messages (``str`` or ``bytes``).
-
-    Iteration raises :class:`~scallion.WebSocketDisconnect` when the client leaves, so an ``async for`` over
-    it ends the handler (and ``on_disconnect`` runs).
-    """
-
-    __slots__ = ("_next",)
-
-    def __init__(self, connection: Connection) -> None:
-        self._next = connection.receive
-
-    def __aiter__(self) -> Receiver:
-        return self
-
-    def __anext__(self) -> Awaitable[str | bytes]:
-        return self._next()
-
-    def __call__(self) -> Awaitable[str | bytes]:
-        """``await receiver()``: the next message."""
-        return self._next()
 
 
 class Hooks:
@@ -71,8 +49,14 @@ class _Session:
         self.args = args
         self.kwargs = kwargs
 
-    def run(self, connection: Connection) -> Awaitable[None]:
-        """Run the handler body on ``connection``."""
+    @property
+    def accepts(self) -> bool:
+        """True when the handshake is accepted before the body runs (seed-000 handlers)."""
+        return bool(self.handler.accepts)
+
+    def run(self, connection: Connection) -> Awaitable[None] | AsyncGeneratorType[Any, None]:
+        """The handler body on ``connection``, returned (not awaited), so that the connection core drives it
+        directly: every coroutine between the server and the handler costs on every message."""
         return self.handler.body(connection, self)  # type: ignore[no-any-return]
 
 
@@ -110,16 +94,14 @@ class WebSocketHandler:
             on_close or hooks.on_close,
         )
 
-    async def _generator(self, connection: Connection, session: _Session) -> None:
-        if connection.state is CONNECTING:
-            await connection.accept()
-        generator = self.func(session.scope, Receiver(connection), *session.args, **session.kwargs)
-        await connection.pump(generator, self.hooks.name)
+    accepts = True
+    """The handshake is accepted before the body runs (unless ``on_connect`` decided otherwise)."""
 
-    async def _coroutine(self, connection: Connection, session: _Session) -> None:
-        if connection.state is CONNECTING:
-            await connection.accept()
-        await self.func(session.scope, Receiver(connection), *session.args, **session.kwargs)
+    def _generator(self, connection: Connection, session: _Session) -> AsyncGeneratorType[Any, None]:
+        return self.func(session.scope, connection, *session.args, **session.kwargs)  # type: ignore[no-any-return]
+
+    def _coroutine(self, connection: Connection, session: _Session) -> Awaitable[None]:
+        return self.func(session.scope, connection, *session.args, **session.kwargs)  # type: ignore[no-any-return]
 
 
 class ObjectHandler:
@@ -142,9 +124,12 @@ class ObjectHandler:
     async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
         return _Session(self, scope, args, kwargs)
 
-    async def body(self, connection: Connection, session: _Session) -> None:
-        """Run the coroutine; the connection core closes the socket with 1000 when it returns."""
-        await self.func(*session.args, **session.kwargs)
+    accepts = False
+    """The handshake is accepted by the first receive/send (or an explicit ``accept()``)."""
+
+    def body(self, connection: Connection, session: _Session) -> Awaitable[None]:
+        """The coroutine; the connection core closes the socket with 1000 when it returns."""
+        return self.func(*session.args, **session.kwargs)
 
 
 class _WebSocketObject:

@@ -225,12 +225,12 @@ async def test_websocket_requests_fall_through(tree: Path) -> None:
 
 # -- over real servers: what uvicorn and granian put in scope["path"] must not open a way out either -------
 @pytest.fixture(scope="module")
-def real_server(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str]:
+def real_server(serve_app: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str]:
     base = tmp_path_factory.mktemp("static-real")
     (base / "public").mkdir()
     (base / "public" / "a b.css").write_text("spaced")
     (base / "secret.txt").write_bytes(SECRET)
-    return serve("static_files:app", SCALLION_STATIC_ROOT=str(base / "public")), str(base / "secret.txt")
+    return serve_app("static_files:app", SCALLION_STATIC_ROOT=str(base / "public")), str(base / "secret.txt")
 
 
 async def raw_get(port: int, target: str) -> tuple[int, bytes]:

@@ -101,7 +101,7 @@ def generator_app(rec: Recorder, **options: Any) -> Any:
 
     @websocket(**hooks)
     async def coroutine(scope: dict[str, Any], receiver: Any) -> None:
-        rec.mark(await receiver())
+        rec.mark(await receiver.receive())
 
     routes = [
         ("/echo", ["WS"], echo),
