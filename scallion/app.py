@@ -55,6 +55,8 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str]) -> Handler:
             result = await (func(**dict(zip(names, args, strict=True))) if args else func())
         finally:
             current_request.reset(token)
+        if type(result) is str:  # the common case, without a call
+            return {"status": 200, "body": result.encode(), "headers": {"content-type": "text/plain; charset=utf-8"}}
         return to_response(result, func)
 
     endpoint.__qualname__ = getattr(func, "__qualname__", "endpoint")

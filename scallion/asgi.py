@@ -38,33 +38,42 @@ def handler_name(handler: Any) -> str:
     return f"{module}.{name}" if module else name
 
 
-def response_headers(response: Response) -> list[tuple[bytes, bytes]]:
-    """The ASGI header list of a response dict: ``headers`` plus one ``set-cookie`` per cookie."""
+def response_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """The ASGI header list of a response dict (``headers`` plus one ``set-cookie`` per cookie), and whether it
+    has a ``content-length``."""
+    raw: list[tuple[bytes, bytes]] = []
+    has_length = False
     headers = response.get("headers")
-    raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()] if headers else []
+    if headers:
+        for name, value in headers.items():
+            key = name.lower().encode("latin-1")
+            if key == b"content-length":
+                has_length = True
+            raw.append((key, (value if type(value) is str else str(value)).encode("latin-1")))
     cookies = response.get("cookies")
     if cookies:
         from .cookies import set_cookie_header
 
-        raw.extend((b"set-cookie", set_cookie_header(name, value).encode("latin-1")) for name, value in cookies.items())
-    return raw
+        for name, cookie in cookies.items():
+            raw.append((b"set-cookie", set_cookie_header(name, cookie).encode("latin-1")))
+    return raw, has_length
 
 
 async def send_response(send: Send, response: Response) -> None:
     """Send a response dict over ASGI: a ``body`` with its length, or a ``stream`` of byte chunks."""
-    raw = response_headers(response)
+    raw, has_length = response_headers(response)
+    status = response["status"]
     stream = response.get("stream")
     if stream is None:
         body = response.get("body", b"")
         if type(body) is not bytes:
             body = body.encode() if isinstance(body, str) else bytes(body)
-        status = response["status"]
-        if status >= 200 and status != 204 and status != 304 and not any(k == b"content-length" for k, _ in raw):
-            raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": response["status"], "headers": raw})
+        if not has_length and status >= 200 and status != 204 and status != 304:
+            raw.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
         return
-    await send({"type": "http.response.start", "status": response["status"], "headers": raw})
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     async for chunk in stream:
         if chunk:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -106,12 +115,11 @@ class Server:
         self._drained: asyncio.Event | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The request path is written inline, not in helper coroutines: each coroutine on the way costs about
+        # a thousand CPU instructions per request, and each one between the server and a websocket handler is
+        # passed through on every message the handler waits for.
         kind = scope["type"]
-        if kind == "http":
-            await self.http(scope, receive, send)
-        elif kind == "websocket":
-            # serve() is awaited right here, not in a helper coroutine: each coroutine between the server's
-            # task and the handler is passed through on every message the handler waits for
+        if kind == "websocket":
             connection, session = await self.open_websocket(scope, receive, send)
             if session is None:
                 return
@@ -122,14 +130,12 @@ class Server:
                 self.connections.discard(connection)
                 if self._drained is not None and not self.connections:
                     self._drained.set()
-        elif kind == "lifespan":
-            await self.lifespan(scope, receive, send)
-        else:
+            return
+        if kind != "http":
+            if kind == "lifespan":
+                return await self.lifespan(scope, receive, send)
             raise ValueError(f"scallion cannot serve ASGI scope type {kind!r}")
 
-    # -- HTTP -----------------------------------------------------------------------------------------
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one HTTP request."""
         request: Request = dict(scope)
         raw = scope["headers"]
         headers = request["headers"] = headers_dict(raw)
@@ -140,38 +146,48 @@ class Server:
             if body is None:
                 return
             if type(body) is dict:
-                await send_response(send, body)
-                return
+                return await send_response(send, body)
             request["body"] = body
         else:
             request["body"] = b""
-        handler = self.handler
         try:
-            response = await handler(request)
+            response = await self.handler(request)
+            if type(response) is not dict or type(response.get("status")) is not int:
+                response = self._not_a_response(request, response)
         except Exception:
             logger.exception(
                 "handler %s failed on %s %s",
-                handler_name(request.get("endpoint", handler)),
+                handler_name(request.get("endpoint", self.handler)),
                 scope.get("method"),
                 scope.get("path"),
             )
             response = _plain(500, "Internal Server Error")
-        else:
-            if not is_response(response):
-                logger.error(
-                    "handler %s returned %r for %s %s, which is not a response dict with a status",
-                    handler_name(request.get("endpoint", handler)),
-                    type(response).__name__,
-                    scope.get("method"),
-                    scope.get("path"),
-                )
-                response = _plain(500, "Internal Server Error")
         try:
-            await send_response(send, response)
+            if "stream" in response:
+                return await send_response(send, response)
+            start, has_length = response_headers(response)
+            status = response["status"]
+            body = response.get("body", b"")
+            if type(body) is not bytes:
+                body = body.encode() if isinstance(body, str) else bytes(body)
+            if not has_length and status >= 200 and status != 204 and status != 304:
+                start.append((b"content-length", b"%d" % len(body)))
+            await send({"type": "http.response.start", "status": status, "headers": start})
+            await send({"type": "http.response.body", "body": body})
         except OSError:
             pass  # the client left mid-response
         except Exception:
             logger.exception("sending the response to %s %s failed", scope.get("method"), scope.get("path"))
+
+    def _not_a_response(self, request: Request, value: Any) -> Response:
+        logger.error(
+            "handler %s returned %r for %s %s, which is not a response dict with a status",
+            handler_name(request.get("endpoint", self.handler)),
+            type(value).__name__,
+            request.get("method"),
+            request.get("path"),
+        )
+        return _plain(500, "Internal Server Error")
 
     async def read_body(self, receive: Receive, headers: dict[str, str]) -> bytes | Response | None:
         """The request body; a 413/408/400 response when it is too big, too slow or malformed; None if the

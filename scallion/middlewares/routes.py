@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from ..response import redirect, text
@@ -21,6 +21,10 @@ class _Bound:
 
     def __call__(self, request: Request) -> Any:
         return self.func(request, *self.args)
+
+
+async def _ready(response: Response) -> Response:
+    return response
 
 
 def _refusal(request: Request, allowed: set[str], location: str | None) -> Response:
@@ -45,19 +49,22 @@ def wrap_routes(table: Iterable[tuple[str, Sequence[str], Handler]]) -> Middlewa
     """
     router = Router(table)
 
+    static = router.static
+
     def wrap(next_middleware: Middleware) -> Middleware:
-        async def route(handler: Handler, request: Request) -> Any:
-            found = router.match(request["path"], request["method"])
-            if found.__class__ is Match:
-                match: Match = found
-                request["endpoint"] = match.handler
-                if match.args:
-                    request["path_params"] = match.params
-                    return await next_middleware(_Bound(match.handler, match.args), request)
-                return await next_middleware(match.handler, request)
+        def route(handler: Handler, request: Request) -> Awaitable[Any]:
+            matches = static.get(request["path"])
+            match = matches.get(request["method"]) if matches is not None else None
+            found = match or router.match(request["path"], request["method"])
+            if type(found) is Match:
+                request["endpoint"] = found.handler
+                if found.args:
+                    request["path_params"] = found.params
+                    return next_middleware(_Bound(found.handler, found.args), request)
+                return next_middleware(found.handler, request)
             if found is None:
-                return await next_middleware(handler, request)
-            return _refusal(request, found.allowed, found.redirect)  # type: ignore[union-attr]
+                return next_middleware(handler, request)
+            return _ready(_refusal(request, found.allowed, found.redirect))  # type: ignore[union-attr]
 
         route.router = router  # type: ignore[attr-defined]
         return route
