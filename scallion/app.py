@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .asgi import Server, handler_name, is_response, standard_not_found
-from .context import Request, current_request
+from .context import current_request
 from .handlers import ObjectHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
 from .routing import Router
@@ -50,7 +50,7 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str]) -> Handler:
     """Wrap an App route function: set ``request``, pass route values by name, convert the result."""
 
     async def endpoint(scope: dict[str, Any], *args: Any) -> Response:
-        token = current_request.set(Request(scope))
+        token = current_request.set(scope)
         try:
             result = await (func(**dict(zip(names, args, strict=True))) if args else func())
         finally:

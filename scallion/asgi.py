@@ -1,6 +1,6 @@
 """The ASGI 3 core: ``build_server`` turns one handler into an application (HTTP, websockets, lifespan).
 
-A request is the ASGI scope copied into a dict and enriched with ``headers`` (a dict), ``headers_list``,
+An HTTP request is the ASGI scope itself, enriched in place with ``headers`` (a dict), ``headers_list``,
 ``body``, ``method`` (``"WS"`` for websockets) and ``config`` (what ``on_start`` returned). The handler
 (usually a middleware chain) returns a response dict, or for websockets a :class:`~scallion.connection.Session`
 (made by ``@websocket``); a response dict returned for a websocket request refuses the handshake with it.
@@ -38,6 +38,18 @@ def handler_name(handler: Any) -> str:
     return f"{module}.{name}" if module else name
 
 
+_encoded: dict[tuple[str, Any], tuple[bytes, bytes]] = {}
+"""Response headers already encoded, by ``(name, value)``: most responses repeat the same few."""
+
+
+def _encode(item: tuple[str, Any], cache: bool = True) -> tuple[bytes, bytes]:
+    name, value = item
+    pair = (name.lower().encode("latin-1"), (value if type(value) is str else str(value)).encode("latin-1"))
+    if cache and len(_encoded) < 1024 and pair[0] != b"content-length":
+        _encoded[item] = pair
+    return pair
+
+
 def response_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
     """The ASGI header list of a response dict (``headers`` plus one ``set-cookie`` per cookie), and whether it
     has a ``content-length``."""
@@ -45,11 +57,14 @@ def response_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], boo
     has_length = False
     headers = response.get("headers")
     if headers:
-        for name, value in headers.items():
-            key = name.lower().encode("latin-1")
-            if key == b"content-length":
+        for item in headers.items():
+            try:
+                pair = _encoded.get(item) or _encode(item)
+            except TypeError:  # an unhashable value: encoded, not remembered
+                pair = _encode(item, cache=False)
+            if pair[0] == b"content-length":
                 has_length = True
-            raw.append((key, (value if type(value) is str else str(value)).encode("latin-1")))
+            raw.append(pair)
     cookies = response.get("cookies")
     if cookies:
         from .cookies import set_cookie_header
@@ -136,7 +151,7 @@ class Server:
                 return await self.lifespan(scope, receive, send)
             raise ValueError(f"scallion cannot serve ASGI scope type {kind!r}")
 
-        request: Request = dict(scope)
+        request: Request = scope  # type: ignore[assignment]  # the request is the scope, enriched in place
         raw = scope["headers"]
         headers = request["headers"] = headers_dict(raw)
         request["headers_list"] = raw

@@ -17,7 +17,10 @@ from .types import Request as RequestDict
 if TYPE_CHECKING:
     from .connection import Connection
 
-current_request: ContextVar[Request] = ContextVar("scallion.request")
+current_request: ContextVar[RequestDict] = ContextVar("scallion.request")
+"""The request dict an App route is handling; its :class:`Request` view is made on first use."""
+VIEW = "scallion.request"
+"""The key under which the request dict keeps its :class:`Request` view, once made."""
 current_websocket: ContextVar[Connection] = ContextVar("scallion.websocket")
 
 
@@ -58,24 +61,38 @@ class Request(ScopeView):
         return self.scope[key]
 
 
+def current_view() -> Request | None:
+    """The :class:`Request` view of the request being handled (made on first use), or None."""
+    scope = current_request.get(None)
+    if scope is None:
+        return None
+    view: Request | None = scope.get(VIEW)
+    if view is None:
+        view = scope[VIEW] = Request(scope)
+    return view
+
+
 class _RequestProxy:
     """The ``request`` object: attribute access reads the current HTTP request."""
 
     __slots__ = ()
 
     def __getattribute__(self, name: str) -> Any:
-        current = current_request.get(None)
-        if current is None:
+        scope = current_request.get(None)
+        if scope is None:
             if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
                 return object.__getattribute__(self, name)
             raise RuntimeError(f"request.{name} is only available while an App handles an HTTP request")
-        return getattr(current, name)
+        view = scope.get(VIEW)
+        if view is None:
+            view = scope[VIEW] = Request(scope)
+        return getattr(view, name)
 
     def __getitem__(self, key: str) -> Any:
         return request.scope[key]
 
     def __repr__(self) -> str:
-        current = current_request.get(None)
+        current = current_view()
         return f"<request {current.method} {current.path}>" if current else "<request (none)>"
 
 
