@@ -1,8 +1,9 @@
 """The two websocket handler styles, as thin adapters over :class:`~scallion.connection.Connection`.
 
 * Seed 000 (shallot): ``@websocket`` turns ``async def h(scope, receiver, *params)``, an async generator that
-  yields ``ws_send(...)``/``ws_close(...)`` dicts, into a handler. A plain coroutine ``h(scope, receiver)``
-  is allowed too.
+  yields ``ws_send(...)``/``ws_close(...)`` dicts, into a handler. ``receiver`` is the connection itself: an
+  async iterator of ``str``/``bytes`` that ends when the client leaves. A plain coroutine ``h(scope, receiver)``
+  is allowed too. The connection core drives the generator.
 * Seed 003 (Emmett): a coroutine function with no ``scope`` that talks to the context-local ``websocket``.
 
 ``websocket`` itself is both: calling it decorates, reading an attribute gives the current connection.
