@@ -31,7 +31,7 @@ connection each ``WATCH_PERIOD`` seconds. A connection whose handler has not rea
 gets a one-shot reader task; if that reader gets ``websocket.disconnect`` the handler is cancelled (its
 ``finally`` runs), and if it gets a message the message is buffered for the next ``receive()``, up to
 ``max_queue`` messages, after which scallion stops reading and the server's own flow control pushes back.
-The busy path (a handler that keeps reading) costs a counter increment per message and no task hop.
+The busy path (a handler that keeps reading) costs two attribute stores per message and no task hop.
 """
 
 from __future__ import annotations
