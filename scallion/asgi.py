@@ -101,7 +101,15 @@ def is_response(value: Any) -> bool:
 
 
 class Server:
-    """The ASGI application made by :func:`build_server`; see its docstring."""
+    """The ASGI 3 application of ``handler`` (``async def handler(request) -> response``); ``build_server``.
+
+    ``on_start(scope)`` runs at lifespan startup; what it returns is ``request["config"]`` for every request.
+    ``on_stop(scope)`` runs at shutdown, after open websockets were closed with 1001.
+    ``max_body_size``: bigger request bodies get 413 unread. ``body_timeout``: a body slower than this gets 408.
+    ``max_message_size``: a bigger websocket message closes the socket with 1009. ``max_queue``: how many
+    client messages are read ahead while a handler does not read before scallion stops reading.
+    ``shutdown_timeout``: how long shutdown waits for websocket handlers and hooks to finish.
+    """
 
     def __init__(
         self,
@@ -318,35 +326,9 @@ class Server:
                 return
 
 
-def build_server(
-    handler: Handler,
-    on_start: StartHook | None = None,
-    on_stop: StopHook | None = None,
-    *,
-    max_body_size: int = 1024 * 1024,
-    body_timeout: float = 15.0,
-    max_message_size: int = 1024 * 1024,
-    max_queue: int = 16,
-    shutdown_timeout: float = 5.0,
-) -> Server:
-    """Make an ASGI 3 application from ``handler`` (``async def handler(request) -> response``).
-
-    ``on_start(scope)`` runs at lifespan startup; what it returns is ``request["config"]`` for every request.
-    ``on_stop(scope)`` runs at shutdown, after open websockets were closed with 1001.
-    ``max_body_size``: bigger request bodies get 413 unread. ``body_timeout``: a body slower than this gets 408.
-    ``max_message_size``: a bigger websocket message closes the socket with 1009. ``max_queue``: how many
-    client messages are read ahead while a handler does not read before scallion stops reading.
-    """
-    return Server(
-        handler,
-        on_start,
-        on_stop,
-        max_body_size=max_body_size,
-        body_timeout=body_timeout,
-        max_message_size=max_message_size,
-        max_queue=max_queue,
-        shutdown_timeout=shutdown_timeout,
-    )
+build_server = Server
+"""``build_server(handler, on_start=None, on_stop=None, **options)``: the ASGI application of ``handler``; see
+:class:`Server`."""
 
 
 async def standard_not_found(request: Request, *args: Any) -> Response:
