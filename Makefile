@@ -37,9 +37,8 @@ pytest: $(VENV)/.installed-test
 test: lint typecheck pytest
 
 # Benchmarks (bench/, docs/performance.md). `make bench ARGS="--quick"` for a one-round smoke run.
-# wsproto is the second uvicorn websocket implementation under test.
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[bench]' wsproto
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| echo "wrk is missing (apt-get install wrk): the HTTP workloads will be skipped"
 	touch $@
