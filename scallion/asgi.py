@@ -247,7 +247,7 @@ class Server:
     async def open_websocket(self, scope: Scope, receive: Receive, send: Send) -> tuple[Connection, Session | None]:
         """Receive the handshake and run the handler chain: the session to serve, or None when the handshake
         was refused (a response dict from the chain, an error) or the client is already gone."""
-        request: Request = dict(scope)
+        request: Request = scope  # type: ignore[assignment]  # enriched in place, as for HTTP
         raw = scope["headers"]
         request["headers"] = headers_dict(raw)
         request["headers_list"] = raw

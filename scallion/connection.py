@@ -40,7 +40,6 @@ import asyncio
 import enum
 import logging
 import weakref
-from collections import deque
 from collections.abc import Awaitable
 from types import AsyncGeneratorType
 from typing import Any, NoReturn, Protocol
@@ -197,7 +196,7 @@ class Connection(ScopeView):
         """The subprotocol chosen at accept."""
         self._receive = receive
         self._send = send
-        self._buffer: deque[Message] = deque()
+        self._buffer: list[Message] = []  # read ahead by the watchdog; at most max_queue, so a list will do
         self._direct = False
         """True while receive() may await the server directly: open, nothing read ahead, no reader task, and
         no receive in progress."""
@@ -316,7 +315,7 @@ class Connection(ScopeView):
             raise RuntimeError("receive() is already being awaited on this websocket")
         self._looked = False
         if self._buffer:
-            message = self._buffer.popleft()
+            message = self._buffer.pop(0)
         elif self.state is CLOSED:
             return {"type": "websocket.disconnect", "code": self.close_code or 1005}
         else:
