@@ -19,6 +19,9 @@ from .types import Handler, Message, Receive, Request, Response, Scope, Send
 
 logger = logging.getLogger("scallion")
 
+WITHOUT_LENGTH = frozenset([*range(100, 200), 204, 304])
+"""Statuses whose responses carry no ``Content-Length`` (informational, No Content, Not Modified)."""
+
 StartHook = Callable[[Scope], Any]
 StopHook = Callable[[Scope], Any]
 
@@ -83,7 +86,7 @@ async def send_response(send: Send, response: Response) -> None:
         body = response.get("body", b"")
         if type(body) is not bytes:
             body = body.encode() if isinstance(body, str) else bytes(body)
-        if not has_length and status >= 200 and status != 204 and status != 304:
+        if not has_length and status not in WITHOUT_LENGTH:
             raw.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
@@ -193,7 +196,7 @@ class Server:
             body = response.get("body", b"")
             if type(body) is not bytes:
                 body = body.encode() if isinstance(body, str) else bytes(body)
-            if not has_length and status >= 200 and status != 204 and status != 304:
+            if not has_length and status not in WITHOUT_LENGTH:
                 start.append((b"content-length", b"%d" % len(body)))
             await send({"type": "http.response.start", "status": status, "headers": start})
             await send({"type": "http.response.body", "body": body})

@@ -12,13 +12,16 @@ from .types import Request
 
 def headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """ASGI headers -> ``{lower-case name: value}``; repeated names are joined with ``,`` (cookies with ``; ``)."""
-    headers: dict[str, str] = {}
+    headers = {key.lower().decode("latin-1"): value.decode("latin-1") for key, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    headers = {}  # a name repeats: join its values
     for key, value in raw:
-        name = key.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        name = key.lower().decode("latin-1")
         if name in headers:
-            text = headers[name] + ("; " if name == "cookie" else ",") + text
-        headers[name] = text
+            headers[name] += ("; " if name == "cookie" else ",") + value.decode("latin-1")
+        else:
+            headers[name] = value.decode("latin-1")
     return headers
 
 
