@@ -6,7 +6,8 @@ A connection moves CONNECTING -> OPEN -> CLOSED and never back. Only this module
 messages; both handler styles (seed-000 async generators and the Emmett-style ``websocket`` object) are thin
 adapters that hand a :class:`Session` to :meth:`Connection.serve`, which runs the whole lifecycle once:
 
-1. ``on_connect(scope)`` decides (``ws_accept`` / ``ws_close`` / ``ws_deny``); without it the adapter accepts.
+1. ``on_connect(scope)`` decides (``ws_accept`` / ``ws_close`` / ``ws_deny``); without it a seed-000 handler
+   is accepted before its body runs, an Emmett-style one by its first receive/send (``Session.accepts``).
 2. The session body runs in the server's own task. When it returns, an open socket closes with 1000.
 3. Whoever ends the connection, ``on_disconnect(scope)`` runs if the client closed it, then ``on_close(scope)``
    exactly once.
