@@ -61,17 +61,6 @@ class Request(ScopeView):
         return self.scope[key]
 
 
-def current_view() -> Request | None:
-    """The :class:`Request` view of the request being handled (made on first use), or None."""
-    scope = current_request.get(None)
-    if scope is None:
-        return None
-    view: Request | None = scope.get(VIEW)
-    if view is None:
-        view = scope[VIEW] = Request(scope)
-    return view
-
-
 class _RequestProxy:
     """The ``request`` object: attribute access reads the current HTTP request."""
 
@@ -92,8 +81,8 @@ class _RequestProxy:
         return request.scope[key]
 
     def __repr__(self) -> str:
-        current = current_view()
-        return f"<request {current.method} {current.path}>" if current else "<request (none)>"
+        scope = current_request.get(None)
+        return f"<request {scope['method']} {scope['path']}>" if scope else "<request (none)>"
 
 
 request: Any = _RequestProxy()

@@ -75,7 +75,6 @@ class WebSocketHandler:
             raise TypeError(f"@websocket needs an async generator or coroutine function, not {func!r}")
         self.func = func
         self.hooks = Hooks(handler_name(func), on_connect, on_disconnect, on_close)
-        self.body = self._generator if inspect.isasyncgenfunction(func) else self._coroutine
         self.__name__ = getattr(func, "__name__", "websocket")
         self.__qualname__ = getattr(func, "__qualname__", self.__name__)
         self.__doc__ = func.__doc__
@@ -98,10 +97,9 @@ class WebSocketHandler:
     accepts = True
     """The handshake is accepted before the body runs (unless ``on_connect`` decided otherwise)."""
 
-    def _generator(self, connection: Connection, session: _Session) -> AsyncGeneratorType[Any, None]:
-        return self.func(session.scope, connection, *session.args, **session.kwargs)  # type: ignore[no-any-return]
-
-    def _coroutine(self, connection: Connection, session: _Session) -> Awaitable[None]:
+    def body(self, connection: Connection, session: _Session) -> Awaitable[None] | AsyncGeneratorType[Any, None]:
+        """The async generator (or coroutine) of ``func(scope, receiver, *params)``; the connection core drives
+        a generator and awaits a coroutine."""
         return self.func(session.scope, connection, *session.args, **session.kwargs)  # type: ignore[no-any-return]
 
 
