@@ -75,6 +75,10 @@ OPTIONAL: list[Config] = [
     Config("raw json", "http", "bench.apps.raw:app", "/json", "raw json"),
     Config("scallion App json", "http", "bench.apps.scallion_app:app", "/json", "raw json"),
     Config("starlette json", "http", "bench.apps.starlette_app:app", "/json", "raw json"),
+    Config("floor: generator driver", "ws", "bench.apps.floors:app", "/gen", "raw echo"),
+    Config("floor: generator driver, ws_send", "ws", "bench.apps.floors:app", "/gen-send", "raw echo"),
+    Config("floor: object", "ws", "bench.apps.floors:app", "/obj", "raw echo"),
+    Config("floor: object through a proxy", "ws", "bench.apps.floors:app", "/obj-proxy", "raw echo"),
 ]
 """More configurations, counted only when named with ``--only``."""
 
