@@ -61,21 +61,32 @@ class Request(ScopeView):
         return self.scope[key]
 
 
-class _RequestProxy:
+if TYPE_CHECKING:
+    _RequestView = Request  # type checkers see every Request attribute on `request`, typed
+else:
+    _RequestView = object
+
+
+class _RequestProxy(_RequestView):
     """The ``request`` object: attribute access reads the current HTTP request."""
 
     __slots__ = ()
 
-    def __getattribute__(self, name: str) -> Any:
-        scope = current_request.get(None)
-        if scope is None:
-            if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
-                return object.__getattribute__(self, name)
-            raise RuntimeError(f"request.{name} is only available while an App handles an HTTP request")
-        view = scope.get(VIEW)
-        if view is None:
-            view = scope[VIEW] = Request(scope)
-        return getattr(view, name)
+    def __init__(self) -> None:
+        """The one proxy, :data:`request`; it holds nothing."""
+
+    if not TYPE_CHECKING:  # type checkers see the typed attributes of the view instead, and report unknown ones
+
+        def __getattribute__(self, name: str) -> Any:
+            scope = current_request.get(None)
+            if scope is None:
+                if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
+                    return object.__getattribute__(self, name)
+                raise RuntimeError(f"request.{name} is only available while an App handles an HTTP request")
+            view = scope.get(VIEW)
+            if view is None:
+                view = scope[VIEW] = Request(scope)
+            return getattr(view, name)
 
     def __getitem__(self, key: str) -> Any:
         return request.scope[key]
@@ -85,6 +96,6 @@ class _RequestProxy:
         return f"<request {scope['method']} {scope['path']}>" if scope else "<request (none)>"
 
 
-request: Any = _RequestProxy()
+request = _RequestProxy()
 """The HTTP request being handled by an ``App`` route (``method``, ``path``, ``headers``, ``cookies``,
 ``query_params``, ``body_params``, ``await request.json()``)."""

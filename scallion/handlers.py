@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from types import AsyncGeneratorType
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .asgi import handler_name
 from .connection import Connection
@@ -131,10 +131,19 @@ class ObjectHandler:
         return self.func(*session.args, **session.kwargs)
 
 
-class _WebSocketObject:
+if TYPE_CHECKING:
+    _ConnectionView = Connection  # type checkers see every Connection attribute on `websocket`, typed
+else:
+    _ConnectionView = object
+
+
+class _WebSocketObject(_ConnectionView):
     """``websocket``: the seed-000 decorator when called, the current connection when read."""
 
     __slots__ = ()
+
+    def __init__(self) -> None:
+        """The one proxy, :data:`websocket`; it holds nothing."""
 
     @overload
     def __call__(self, func: Callable[..., Any], /) -> WebSocketHandler: ...
@@ -167,13 +176,15 @@ class _WebSocketObject:
 
         return decorate(func) if func is not None else decorate
 
-    def __getattribute__(self, name: str) -> Any:
-        current = current_websocket.get(None)
-        if current is None:
-            if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
-                return object.__getattribute__(self, name)
-            raise RuntimeError(f"websocket.{name} is only available inside a websocket handler")
-        return getattr(current, name)
+    if not TYPE_CHECKING:  # type checkers see the typed attributes of the view instead, and report unknown ones
+
+        def __getattribute__(self, name: str) -> Any:
+            current = current_websocket.get(None)
+            if current is None:
+                if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
+                    return object.__getattribute__(self, name)
+                raise RuntimeError(f"websocket.{name} is only available inside a websocket handler")
+            return getattr(current, name)
 
     def __aiter__(self) -> Connection:
         current = current_websocket.get(None)
@@ -186,5 +197,5 @@ class _WebSocketObject:
         return f"<websocket {current.path} {current.state.value}>" if current else "<websocket (none)>"
 
 
-websocket: Any = _WebSocketObject()
+websocket = _WebSocketObject()
 """Decorator for seed-000 handlers when called; the current connection (Emmett style) when read."""
