@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck pytest bench bench-instructions clean
+.PHONY: install demo test lint typecheck pytest redis-server bench bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict scallion
 
-pytest: $(VENV)/.installed-test
+# The pub/sub tests start their own redis-server (Debian's) on a free port of 127.0.0.1.
+redis-server:
+	@command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq redis-server >/dev/null)
+
+pytest: $(VENV)/.installed-test redis-server
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 test: lint typecheck pytest

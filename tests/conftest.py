@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from redis_server import RedisServer, start_redis
 from servers import SERVERS, RunningServer, start_server
 
 
@@ -29,3 +30,11 @@ def serve_app(server_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     yield serve
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis server for the whole session (pub/sub tests), stopped by PID at the end."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

@@ -1,0 +1,18 @@
+"""Publish/subscribe for websockets: fan a message out to every socket subscribed to a channel.
+
+* :class:`MemoryBroker`: the subscribers of one process (one server worker).
+* :class:`RedisBroker`: the subscribers of every process connected to one Redis server, so an app scales out
+  to several workers and machines. Each process keeps one Redis subscription per channel, however many sockets
+  listen to it, and fans messages out locally.
+* :func:`merge`: wait on the client and a subscription at once (``async for item in merge(receiver, sub)``).
+
+``async with broker.subscribe("room") as subscription: async for message in subscription`` gives
+:class:`Message` tuples ``(channel, data)``; ``await broker.publish("room", data)`` sends ``str`` or ``bytes``.
+"""
+
+from .broker import Broker, Message, Subscription, SubscriptionOverflow
+from .memory import MemoryBroker
+from .merge import merge
+from .redis import RedisBroker
+
+__all__ = ["Broker", "MemoryBroker", "Message", "RedisBroker", "Subscription", "SubscriptionOverflow", "merge"]
