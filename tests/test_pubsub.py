@@ -91,6 +91,21 @@ async def test_close_ends_subscriptions_after_their_messages_and_refuses_publish
             pass
 
 
+async def test_a_subscription_is_used_inside_its_async_with_block_once() -> None:
+    broker = MemoryBroker()
+    subscription = broker.subscribe("a")
+    with pytest.raises(RuntimeError, match="inside `async with broker"):
+        await anext(subscription)
+    async with subscription:
+        await broker.publish("a", "inside")
+        assert await take(subscription, 1) == [Message("a", "inside")]
+        with pytest.raises(RuntimeError, match="already in use"):
+            async with subscription:
+                pass
+    await broker.publish("a", "after")  # not delivered: the block is over, and the iterator ends
+    assert [message async for message in subscription] == []
+
+
 # -- merge ------------------------------------------------------------------------------------------------
 async def test_merge_yields_items_as_they_come_and_stops_when_one_source_ends() -> None:
     first: asyncio.Queue[str | None] = asyncio.Queue()

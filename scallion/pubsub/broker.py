@@ -48,6 +48,8 @@ class Subscription:
         self.max_queue = max_queue
         self.dropped = 0
         """Messages not delivered because the queue was full (the iterator raises once it is drained)."""
+        self.entered = False
+        """True once the ``async with`` block was entered: only then does the subscription listen."""
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
 
     async def __aenter__(self) -> Subscription:
@@ -63,6 +65,8 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
+        if not self.entered:
+            raise RuntimeError("a subscription listens inside `async with broker.subscribe(...) as subscription:`")
         if self.dropped and self._queue.empty():
             raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
         message = await self._queue.get()
@@ -115,6 +119,9 @@ class Broker:
         """Start delivering to ``subscription`` (its ``async with`` entry)."""
         if self.closed:
             raise RuntimeError("the broker is closed")
+        if subscription.entered:
+            raise RuntimeError("this subscription is already in use; subscribe() again for another")
+        subscription.entered = True
         new = [channel for channel in subscription.channels if channel not in self.subscribers]
         for channel in subscription.channels:
             self.subscribers.setdefault(channel, set()).add(subscription)
@@ -126,7 +133,8 @@ class Broker:
                 raise
 
     async def detach(self, subscription: Subscription) -> None:
-        """Stop delivering to ``subscription`` (its ``async with`` exit)."""
+        """Stop delivering to ``subscription`` (its ``async with`` exit); its iterator ends."""
+        subscription.end()
         gone = self._forget(subscription)
         if gone and not self.closed:
             await self.unlisten(gone)
