@@ -3,25 +3,26 @@
 * async-generator style (seed 000): ``/ws``, ``/sub``, ``/pub``;
 * ``websocket``-object style (Emmett): ``/ws-obj``, ``/sub-obj``, ``/pub-obj``.
 
-A generator handler can only send on its own connection, so its broadcast subscribers wait on a queue each
-and the publisher fills the queues; object-style subscribers register their ``websocket.send`` and the
-publisher calls them directly, as the other frameworks do.
+A generator handler can only send on its own connection, so its broadcast goes through ``scallion.pubsub``
+(each subscriber iterates a ``MemoryBroker`` subscription, the publisher publishes); object-style
+subscribers register their ``websocket.send`` and the publisher calls them directly, as the other
+frameworks do.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from scallion import App, websocket, ws_send
+from scallion.pubsub import MemoryBroker
 
 from . import HELLO, JSON_DATA
 
 app = App()
 
-queues: set[asyncio.Queue[str | bytes]] = set()
-"""One queue per generator-style subscriber."""
+broker = MemoryBroker()
+"""The generator-style broadcast: scallion.pubsub (a queue per subscriber, filled by ``publish``)."""
 
 senders: set[Callable[[str | bytes], Awaitable[None]]] = set()
 """``websocket.send`` of every object-style subscriber."""
@@ -50,21 +51,16 @@ async def echo(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> A
 @app.websocket("/sub")
 async def subscribe(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
     """Send what is published until the client leaves (scallion notices and closes the generator)."""
-    queue: asyncio.Queue[str | bytes] = asyncio.Queue()
-    queues.add(queue)
-    try:
-        while True:
-            yield ws_send(await queue.get())
-    finally:
-        queues.discard(queue)
+    async with broker.subscribe("broadcast") as subscription:
+        async for message in subscription:
+            yield ws_send(message.data)
 
 
 @app.websocket("/pub")
 async def publish(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
-    """Put every published message on every subscriber's queue; sends nothing back."""
+    """Publish every message to the subscribers; sends nothing back."""
     async for message in receiver:
-        for queue in queues:
-            queue.put_nowait(message)
+        await broker.publish("broadcast", message)
     if False:  # an async generator that never yields: the route stays in the generator style
         yield ws_send("")
 
