@@ -78,17 +78,16 @@ async def test_a_subscriber_too_far_behind_is_cut_off_after_what_it_had() -> Non
         assert [m.data for m in await take(fast, 5)] == ["0", "1", "2", "3", "4"]
 
 
-async def test_close_ends_subscriptions_after_their_messages_and_refuses_publishing() -> None:
+async def test_close_ends_subscriptions_after_their_messages_and_the_broker_stays_usable() -> None:
     broker = MemoryBroker()
     async with broker.subscribe("a") as subscription:
         await broker.publish("a", "last")
         await broker.close()
+        await broker.publish("a", "not for this subscription")
         assert [message async for message in subscription] == [Message("a", "last")]
-        with pytest.raises(RuntimeError, match="closed"):
-            await broker.publish("a", "more")
-    with pytest.raises(RuntimeError, match="closed"):
-        async with broker.subscribe("a"):
-            pass
+    async with broker.subscribe("a") as again:  # an app started twice (tests) uses the same broker
+        await broker.publish("a", "again")
+        assert await take(again, 1) == [Message("a", "again")]
 
 
 async def test_a_subscription_is_used_inside_its_async_with_block_once() -> None:
@@ -214,6 +213,16 @@ async def test_redis_decode_false_gives_bytes_and_decode_warns_on_binary(
             assert await take(raw_sub, 2) == [Message("b", "é".encode()), Message("b", b"\xff")]
             assert await take(text_sub, 2) == [Message("b", "é"), Message("b", b"\xff")]
     assert "not UTF-8" in caplog.text
+
+
+async def test_redis_broker_is_usable_after_close(redis_brokers: Callable[..., RedisBroker]) -> None:
+    broker = redis_brokers()
+    async with broker.subscribe("r") as first:
+        await broker.close()
+        assert [message async for message in first] == []
+    async with broker.subscribe("r") as second:
+        await broker.publish("r", "reopened")
+        assert await take(second, 1) == [Message("r", "reopened")]
 
 
 async def test_redis_bad_input_is_a_clear_error(redis_brokers: Callable[..., RedisBroker]) -> None:

@@ -84,7 +84,7 @@ class Subscription:
         return True
 
     def end(self) -> None:
-        """The broker closed: the iterator ends after the messages already queued."""
+        """The iterator ends after the messages already queued (the block was left, or the broker closed)."""
         self._queue.put_nowait(_END)
 
 
@@ -100,7 +100,6 @@ class Broker:
         self.max_queue = max_queue
         self.subscribers: dict[str, set[Subscription]] = {}
         """The subscriptions of this process, by channel."""
-        self.closed = False
 
     def subscribe(self, *channels: str, max_queue: int | None = None) -> Subscription:
         """A subscription to ``channels``, listening while its ``async with`` block runs."""
@@ -117,8 +116,6 @@ class Broker:
 
     async def attach(self, subscription: Subscription) -> None:
         """Start delivering to ``subscription`` (its ``async with`` entry)."""
-        if self.closed:
-            raise RuntimeError("the broker is closed")
         if subscription.entered:
             raise RuntimeError("this subscription is already in use; subscribe() again for another")
         subscription.entered = True
@@ -136,7 +133,7 @@ class Broker:
         """Stop delivering to ``subscription`` (its ``async with`` exit); its iterator ends."""
         subscription.end()
         gone = self._forget(subscription)
-        if gone and not self.closed:
+        if gone:
             await self.unlisten(gone)
 
     def _forget(self, subscription: Subscription) -> list[str]:
@@ -166,9 +163,13 @@ class Broker:
         return sum(subscription.put(message) for subscription in members)
 
     async def close(self) -> None:
-        """Stop: every subscription's iterator ends after what it has queued; publishing raises."""
-        self.closed = True
-        for subscription in _unique(self.subscribers.values()):
+        """End every subscription (its iterator stops after what it has queued) and release connections.
+
+        The broker stays usable: the next publish or subscribe starts afresh. So one module-level broker,
+        closed in ``@app.on_stop``, serves an app that is started more than once (as tests do)."""
+        subscriptions = _unique(self.subscribers.values())
+        self.subscribers = {}
+        for subscription in subscriptions:
             subscription.end()
 
     async def __aenter__(self) -> Broker:
@@ -180,10 +181,8 @@ class Broker:
         await self.close()
 
 
-def check_payload(broker: Broker, data: object) -> None:
-    """Raise a clear error for a publish on a closed broker or of something other than ``str``/``bytes``."""
-    if broker.closed:
-        raise RuntimeError("the broker is closed")
+def check_payload(data: object) -> None:
+    """Raise a clear error for a publish of something other than ``str`` or ``bytes``."""
     if not isinstance(data, (str, bytes)):
         raise TypeError(f"publish takes str or bytes, not {type(data).__name__}")
 

@@ -13,5 +13,5 @@ class MemoryBroker(Broker):
 
     async def publish(self, channel: str, data: str | bytes) -> None:
         """Queue ``data`` for every subscriber of ``channel`` in this process."""
-        check_payload(self, data)
+        check_payload(data)
         self.deliver(channel, data)

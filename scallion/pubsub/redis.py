@@ -41,6 +41,7 @@ class RedisBroker(Broker):
         self._broken: tuple[type[Exception], ...] = (RedisConnectionError, OSError)
         self.url = url
         self.decode = decode
+        self._client = Redis.from_url
         self.redis: Redis = Redis.from_url(url)
         self._pubsub: PubSub = self.redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
@@ -50,7 +51,7 @@ class RedisBroker(Broker):
 
     async def publish(self, channel: str, data: str | bytes) -> None:
         """Send ``data`` to every subscriber of ``channel`` in every process connected to this Redis."""
-        check_payload(self, data)
+        check_payload(data)
         await self.redis.publish(channel, data)
 
     async def attach(self, subscription: Subscription) -> None:
@@ -109,16 +110,21 @@ class RedisBroker(Broker):
             self.deliver(name, data)
 
     async def close(self) -> None:
-        """End every subscription, stop the reader and close both Redis connections."""
-        if self.closed:
-            return
+        """End every subscription, stop the reader and close both Redis connections (new ones are made on the
+        next use)."""
         await super().close()
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.wait([self._reader])
             self._reader = None
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self.redis.aclose()
+        for pending in self._unconfirmed.values():
+            pending.cancel()
+        self._unconfirmed.clear()
+        pubsub, redis = self._pubsub, self.redis
+        self.redis = self._client(self.url)
+        self._pubsub = self.redis.pubsub()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await redis.aclose()
 
 
 def _text(channel: bytes | str) -> str:
