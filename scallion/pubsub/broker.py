@@ -11,6 +11,7 @@ hold up a channel or grow without bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from types import TracebackType
 from typing import NamedTuple
@@ -125,8 +126,11 @@ class Broker:
         if new:
             try:
                 await self.listen(new)
-            except BaseException:
-                self._forget(subscription)
+            except BaseException:  # Redis unreachable, or the handler cancelled (its client left) meanwhile
+                gone = self._forget(subscription)
+                if gone:
+                    with contextlib.suppress(Exception):
+                        await self.unlisten(gone)
                 raise
 
     async def detach(self, subscription: Subscription) -> None:
