@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,12 @@ class RedisBroker(Broker):
         # A channel another local subscriber has just asked for may not be confirmed by Redis yet.
         pending = [self._unconfirmed[c] for c in subscription.channels if c in self._unconfirmed]
         if pending:
-            await asyncio.shield(asyncio.gather(*pending))
+            try:
+                await asyncio.shield(asyncio.gather(*pending))
+            except BaseException:  # cancelled meanwhile: the `async with` block never starts, so leave now
+                with contextlib.suppress(Exception):
+                    await self.detach(subscription)
+                raise
 
     async def listen(self, channels: list[str]) -> None:
         loop = asyncio.get_running_loop()
