@@ -225,6 +225,29 @@ async def test_redis_broker_is_usable_after_close(redis_brokers: Callable[..., R
         assert await take(second, 1) == [Message("r", "reopened")]
 
 
+async def test_redis_subscription_cancelled_while_subscribing_leaves_nothing_behind(
+    redis_brokers: Callable[..., RedisBroker], redis_server: RedisServer
+) -> None:
+    broker = redis_brokers()
+
+    async def join() -> None:
+        async with broker.subscribe("cancelled"):
+            await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(join())
+    async with asyncio.timeout(5):
+        while "cancelled" not in broker.subscribers:  # the task is now inside the SUBSCRIBE round trip
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait([task])
+        assert broker.subscribers == {}
+        while await numsub(redis_server.url, "cancelled"):  # polling Redis for the unsubscribe
+            await asyncio.sleep(0.01)
+    async with broker.subscribe("cancelled") as subscription:  # and the channel works afterwards
+        await broker.publish("cancelled", "fine")
+        assert await take(subscription, 1) == [Message("cancelled", "fine")]
+
+
 async def test_redis_bad_input_is_a_clear_error(redis_brokers: Callable[..., RedisBroker]) -> None:
     broker = redis_brokers()
     with pytest.raises(TypeError, match="publish takes str or bytes, not dict"):
