@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
 from types import TracebackType
 from typing import NamedTuple
 
@@ -36,7 +35,7 @@ class SubscriptionOverflow(Exception):
         self.dropped = dropped
 
 
-_END = Message("", "")  # put in a queue, by identity, when the broker closes
+_END = Message("", "")  # put in a queue, by identity, when its block is left or the broker closes
 
 
 class Subscription:
@@ -116,7 +115,8 @@ class Broker:
         raise NotImplementedError
 
     async def attach(self, subscription: Subscription) -> None:
-        """Start delivering to ``subscription`` (its ``async with`` entry)."""
+        """Start delivering to ``subscription`` (its ``async with`` entry): a message published after this returns
+        reaches it."""
         if subscription.entered:
             raise RuntimeError("this subscription is already in use; subscribe() again for another")
         subscription.entered = True
@@ -152,8 +152,7 @@ class Broker:
         return gone
 
     async def listen(self, channels: list[str]) -> None:
-        """Hook: this process has its first subscriber to ``channels``; messages published after this returns
-        must reach it."""
+        """Hook: this process has its first subscriber to ``channels``."""
 
     async def unlisten(self, channels: list[str]) -> None:
         """Hook: this process has no subscriber to ``channels`` any more."""
@@ -171,7 +170,7 @@ class Broker:
 
         The broker stays usable: the next publish or subscribe starts afresh. So one module-level broker,
         closed in ``@app.on_stop``, serves an app that is started more than once (as tests do)."""
-        subscriptions = _unique(self.subscribers.values())
+        subscriptions: set[Subscription] = set().union(*self.subscribers.values())
         self.subscribers = {}
         for subscription in subscriptions:
             subscription.end()
@@ -189,7 +188,3 @@ def check_payload(data: object) -> None:
     """Raise a clear error for a publish of something other than ``str`` or ``bytes``."""
     if not isinstance(data, (str, bytes)):
         raise TypeError(f"publish takes str or bytes, not {type(data).__name__}")
-
-
-def _unique(groups: Iterable[set[Subscription]]) -> set[Subscription]:
-    return set().union(*groups)

@@ -35,16 +35,13 @@ class RedisBroker(Broker):
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, decode: bool = True, max_queue: int = 1024) -> None:
         super().__init__(max_queue=max_queue)
         try:
-            from redis.asyncio import Redis
             from redis.exceptions import ConnectionError as RedisConnectionError
         except ImportError as exc:  # pragma: no cover - the extra is part of the test environment
             raise ImportError("RedisBroker needs redis-py: pip install 'scallion[redis]'") from exc
         self._broken: tuple[type[Exception], ...] = (RedisConnectionError, OSError)
         self.url = url
         self.decode = decode
-        self._client = Redis.from_url
-        self.redis: Redis = Redis.from_url(url)
-        self._pubsub: PubSub = self.redis.pubsub()
+        self.redis, self._pubsub = self._clients()
         self._reader: asyncio.Task[None] | None = None
         self._unconfirmed: dict[str, asyncio.Future[None]] = {}
         """Channels subscribed in Redis whose confirmation has not come back yet."""
@@ -55,9 +52,17 @@ class RedisBroker(Broker):
         check_payload(data)
         await self.redis.publish(channel, data)
 
+    def _clients(self) -> tuple[Redis, PubSub]:
+        """New, unconnected clients: one to publish, one for this process's subscriptions."""
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(self.url)
+        return redis, redis.pubsub()
+
     async def attach(self, subscription: Subscription) -> None:
         await super().attach(subscription)
-        # A channel another local subscriber has just asked for may not be confirmed by Redis yet.
+        # Redis has subscribed this process to a channel once it says so (for a channel this subscription
+        # asked for, or another local one just did): only then do messages published elsewhere reach it.
         pending = [self._unconfirmed[c] for c in subscription.channels if c in self._unconfirmed]
         if pending:
             try:
@@ -75,8 +80,6 @@ class RedisBroker(Broker):
             await self._pubsub.subscribe(*channels)
             if self._reader is None:
                 self._reader = loop.create_task(self._read(), name="scallion RedisBroker reader")
-        # Redis has subscribed this process once it says so: only then do messages published elsewhere reach it.
-        await asyncio.shield(asyncio.gather(*(self._unconfirmed[c] for c in channels if c in self._unconfirmed)))
 
     async def unlisten(self, channels: list[str]) -> None:
         async with self._commands:
@@ -127,8 +130,7 @@ class RedisBroker(Broker):
             pending.cancel()
         self._unconfirmed.clear()
         pubsub, redis = self._pubsub, self.redis
-        self.redis = self._client(self.url)
-        self._pubsub = self.redis.pubsub()
+        self.redis, self._pubsub = self._clients()
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await redis.aclose()
 
