@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps.chat import chat_app
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_server import RedisServer, start_redis
 from servers import RunningServer, free_port
 from websockets.asyncio.client import connect
 
-from scallion import App, websocket, ws_send
 from scallion.pubsub import (
     Broker,
     MemoryBroker,
@@ -283,32 +283,6 @@ async def test_redis_subscriptions_survive_a_restart_of_redis(tmp_path: Path) ->
 
 
 # -- a chat, in process -----------------------------------------------------------------------------------
-def chat_app(broker: Broker) -> App:
-    app = App()
-
-    @app.websocket("/gen/{room}")
-    async def chat_gen(scope: dict[str, Any], receiver: Any, room: str) -> AsyncIterator[dict[str, Any]]:
-        async with broker.subscribe(room) as subscription:
-            yield ws_send("ready")
-            async for item in merge(receiver, subscription):
-                if isinstance(item, Message):
-                    yield ws_send(item.data)
-                else:
-                    await broker.publish(room, item)
-
-    @app.websocket("/obj/{room}")
-    async def chat_obj(room: str) -> None:
-        async with broker.subscribe(room) as subscription:
-            await websocket.send("ready")
-            async for item in merge(websocket, subscription):
-                if isinstance(item, Message):
-                    await websocket.send(item.data)
-                else:
-                    await broker.publish(room, item)
-
-    return app
-
-
 @pytest.mark.parametrize("kind", ["memory", "redis"])
 async def test_chat_in_both_styles(kind: str, redis_brokers: Callable[..., RedisBroker]) -> None:
     broker: Broker = MemoryBroker() if kind == "memory" else redis_brokers()
