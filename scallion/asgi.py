@@ -267,6 +267,10 @@ class Server:
         )
         if not await connection.start():
             return connection, None
+        refusal = self.screen(request)
+        if refusal is not None:
+            await connection.deny(refusal["status"], refusal.get("body", b""), refusal.get("headers"))
+            return connection, None
         handler = self.handler
         try:
             result = await handler(request)
@@ -287,6 +291,11 @@ class Server:
             await connection.close()
             return connection, None
         return connection, result
+
+    def screen(self, request: Request) -> Response | None:
+        """Look at a websocket handshake before any handler runs: a response dict refuses it (sent through the
+        denial extension, or as a close that the client sees as HTTP 403), None lets it through."""
+        return None
 
     async def close_websockets(self) -> None:
         """Close every open websocket with 1001 (going away), waiting up to ``shutdown_timeout`` for their
