@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,8 +13,9 @@ from .asgi import Server, handler_name, is_response, standard_not_found
 from .context import current_request
 from .handlers import ObjectHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
+from .middlewares.origin import HostPolicy, OriginPolicy, host_refused, origin_refused, wrap_allowed_hosts
 from .routing import Router
-from .types import Handler, Hook, MiddlewareFactory, Response, Scope
+from .types import Handler, Hook, MiddlewareFactory, Request, Response, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 _json_encode = msgspec.json.Encoder().encode
@@ -76,10 +77,28 @@ class App(Server):
     ``@app.on_stop`` and ``app.use(middleware, ...)``. Options are those of :func:`~scallion.build_server`.
 
     An ``App`` is the :class:`~scallion.asgi.Server` that ``build_server`` makes, whose handler is compiled from
-    the declarations on first use: ``apply_middleware(*middlewares, wrap_routes(table))(not_found)``."""
+    the declarations on first use: ``apply_middleware(*middlewares, wrap_routes(table))(not_found)``.
 
-    def __init__(self, *, not_found: Handler = standard_not_found, **options: Any) -> None:
+    Secure by default (docs/security.md): a websocket handshake whose ``Origin`` is neither the server's own
+    (its host and port are the ``Host`` header's) nor in ``allowed_origins`` (``"https://app.example.com"``,
+    ``"https://*.example.com"``; ``"*"`` allows any, unsafely) gets 403 before any handler runs; one without an
+    ``Origin`` (not a browser) is allowed. ``allowed_hosts`` (``["example.com", "*.example.com"]``; None: any)
+    serves only requests addressed to those hosts: others get 400 (HTTP) or 403 (websocket handshakes)."""
+
+    def __init__(
+        self,
+        *,
+        not_found: Handler = standard_not_found,
+        allowed_origins: str | Iterable[str] = (),
+        allowed_hosts: str | Iterable[str] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(self._compile_then_handle, self._start, self._stop, **options)
+        self.origins = OriginPolicy(allowed_origins)
+        """Which ``Origin`` headers may open a websocket."""
+        hosts = None if allowed_hosts is None else HostPolicy(allowed_hosts)
+        self.hosts = None if hosts is None or hosts.any_host else hosts
+        """Which ``Host`` headers are served (None: any)."""
         self.not_found = not_found
         self.table: list[tuple[str, list[str], Handler]] = []
         self.middlewares: list[MiddlewareFactory] = []
@@ -165,9 +184,24 @@ class App(Server):
     def build(self) -> App:
         """Compile the routes and middlewares into the handler (done once, on first use); returns the app."""
         if not self.compiled:
-            self.handler = apply_middleware(*self.middlewares, wrap_routes(self.table))(self.not_found)
+            # The host check is in the chain only when there is one: the default HTTP path pays nothing for it.
+            checks = [] if self.hosts is None else [wrap_allowed_hosts(self.hosts)]
+            self.handler = apply_middleware(*checks, *self.middlewares, wrap_routes(self.table))(self.not_found)
             self.compiled = True
         return self
+
+    def screen(self, request: Request) -> Response | None:
+        """Refuse a websocket handshake for a host not in ``allowed_hosts`` or from an origin that is not
+        allowed (403), before any handler runs."""
+        refusal = super().screen(request)
+        if refusal is not None:
+            return refusal
+        headers = request["headers"]
+        if self.hosts is not None and not self.hosts.permits(headers.get("host")):
+            return host_refused("WS")
+        if not self.origins.permits(headers):
+            return origin_refused()
+        return None
 
     def _compile_then_handle(self, request: dict[str, Any]) -> Awaitable[Any]:
         return self.build().handler(request)

@@ -90,7 +90,7 @@ async def test_http_untouched_unless_asked() -> None:
 
 
 async def test_with_app_and_emmett_websocket() -> None:
-    app = App()
+    app = App(allowed_origins="*")  # App checks origins itself (tests/test_security.py); "*" leaves it to wrap_origin
     app.use(wrap_origin([SITE]))
 
     @app.websocket("/live")
@@ -104,3 +104,20 @@ async def test_with_app_and_emmett_websocket() -> None:
             async with client.websocket("/live", headers={"origin": "https://evil.example"}):
                 pass
     assert denied.value.status == 403
+
+
+async def test_wildcard_origins() -> None:
+    async with TestClient(serve(["https://*.example.com", "http://*.local.test:8000"])) as client:
+        assert await connect(client, {"origin": "https://a.example.com"}) == "welcome"
+        assert await connect(client, {"origin": "https://a.b.example.com"}) == "welcome"
+        assert await connect(client, {"origin": "http://box.local.test:8000"}) == "welcome"
+        for refused in ("https://example.com", "https://evilexample.com", "http://a.example.com",
+                        "https://a.example.com:8443", "http://box.local.test", "https://a.example.com.evil.example"):
+            with pytest.raises(WebSocketDenied):
+                await connect(client, {"origin": refused})
+
+
+@pytest.mark.parametrize("entry", ["app.example.com", "https://app.*.example.com", "https://example.com/app", 42])
+def test_bad_entries_raise(entry: Any) -> None:
+    with pytest.raises(ValueError, match=r"such as 'https://example\.com'"):
+        wrap_origin([entry])

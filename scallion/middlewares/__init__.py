@@ -13,7 +13,7 @@ from .content_type import wrap_content_type
 from .cookies import wrap_cookies
 from .cors import wrap_cors
 from .json import wrap_json
-from .origin import wrap_origin
+from .origin import wrap_allowed_hosts, wrap_origin
 from .parameters import wrap_parameters
 from .routes import wrap_routes
 from .static import wrap_static
@@ -45,6 +45,7 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
 
 __all__ = [
     "apply_middleware",
+    "wrap_allowed_hosts",
     "wrap_content_type",
     "wrap_cookies",
     "wrap_cors",
