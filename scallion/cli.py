@@ -18,6 +18,7 @@ ASGI application) are reported in one line on stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import inspect
 import logging
@@ -318,8 +319,55 @@ def run_uvicorn(
 
 
 def granian_loader(module: str, attr: str, app_dir: str) -> Any:
-    """Load the app in a granian worker process (module level, so it pickles for spawned workers)."""
-    return load_app(Target(module, attr, app_dir))
+    """Load the app in a granian worker process (module level, so it pickles for spawned workers); a scallion
+    app gets its websockets closed before granian stops (:func:`close_websockets_before_granian_stops`)."""
+    app = load_app(Target(module, attr, app_dir))
+    closer = websocket_closer(app)
+    if closer is not None:
+        close_websockets_before_granian_stops(closer)
+    return app
+
+
+def close_websockets_before_granian_stops(closer: Callable[[], Awaitable[None]]) -> None:
+    """In a granian worker process: on SIGINT/SIGTERM, await ``closer()`` (the app's ``close_websockets``) on the
+    worker's event loop first, and only then tell granian's Rust server to stop.
+
+    Why: granian's worker installs a loop signal handler that stops its Rust server at once; the server then drops
+    every websocket without a close frame and, with websocket tasks still in flight, the worker aborts on a Rust
+    panic ("Cannot drop pointer into Python heap without the thread being attached", granian issues #799/#884:
+    ``panic = "abort"``) before the ASGI lifespan shutdown is sent, so neither ``on_close`` nor ``on_stop`` run.
+    Closing first, while the server still runs, delivers 1001 and lets every handler and hook finish; the lifespan
+    shutdown then finds nothing open and runs ``on_stop``. granian's worker takes its handler from
+    ``granian._signals.set_loop_signals`` when it starts serving, after loading the app (this function runs in the
+    loader), so replacing that function here, in the worker process only, is contained."""
+    import signal
+
+    import granian._signals as granian_signals
+    from granian._granian import WorkerSignal
+
+    def set_loop_signals(loop: asyncio.AbstractEventLoop) -> Any:
+        stop_server = WorkerSignal()
+        draining: list[asyncio.Task[None]] = []
+
+        async def drain() -> None:
+            try:
+                await closer()
+            except Exception:
+                logger.exception("closing websockets at shutdown failed")
+            finally:
+                stop_server.set()
+
+        def on_signal() -> None:
+            # once only: Ctrl-C in a terminal reaches the worker twice (SIGINT from the terminal, SIGTERM from
+            # granian's main process), and the drain is bounded by the app's shutdown_timeout anyway
+            if not draining:
+                draining.append(loop.create_task(drain()))
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, on_signal)
+        return stop_server
+
+    granian_signals.set_loop_signals = set_loop_signals
 
 
 def run_granian(target: Target, *, host: str, port: int, workers: int, reload: bool, log_level: str | None) -> int:
