@@ -120,9 +120,19 @@ class Server:
     ``on_start(scope)`` runs at lifespan startup; what it returns is ``request["config"]`` for every request.
     ``on_stop(scope)`` runs at shutdown, after open websockets were closed with 1001.
     ``max_body_size``: bigger request bodies get 413 unread. ``body_timeout``: a body slower than this gets 408.
-    ``max_message_size``: a bigger websocket message closes the socket with 1009. ``max_queue``: how many
-    client messages are read ahead while a handler does not read before scallion stops reading.
-    ``shutdown_timeout``: how long shutdown waits for websocket handlers and hooks to finish.
+
+    Websocket limits (docs/security.md), per connection unless said otherwise:
+
+    - ``max_message_size`` (1 MiB): a bigger client message closes the socket with 1009.
+    - ``max_queue`` (64 messages) and ``max_read_ahead`` (1 MiB): what scallion reads ahead while a handler does not
+      read (to notice a departed client whatever the handler does); a message arriving while either is reached
+      closes with 1008 and cancels the handler.
+    - ``max_message_rate`` (1000 messages/s, a token bucket holding one second's worth; None: no limit): a
+      faster client is closed with 1008.
+    - ``idle_timeout`` (None: off): seconds without a client message before closing with 1001.
+    - ``max_websockets`` (10,000, per process): handshakes beyond it get HTTP 503 (close 1013 where the server
+      lacks the denial response extension).
+    - ``shutdown_timeout`` (5 s): how long shutdown waits for websocket handlers and hooks to finish.
     """
 
     def __init__(
@@ -134,9 +144,30 @@ class Server:
         max_body_size: int = 1024 * 1024,
         body_timeout: float = 15.0,
         max_message_size: int = 1024 * 1024,
-        max_queue: int = 16,
+        max_queue: int = 64,
+        max_read_ahead: int = 1024 * 1024,
+        max_message_rate: float | None = 1000.0,
+        idle_timeout: float | None = None,
+        max_websockets: int = 10_000,
         shutdown_timeout: float = 5.0,
     ) -> None:
+        for name, value in [
+            ("max_body_size", max_body_size),
+            ("body_timeout", body_timeout),
+            ("max_message_size", max_message_size),
+            ("max_queue", max_queue),
+            ("max_read_ahead", max_read_ahead),
+            ("max_message_rate", max_message_rate),
+            ("idle_timeout", idle_timeout),
+            ("max_websockets", max_websockets),
+            ("shutdown_timeout", shutdown_timeout),
+        ]:
+            optional = name in ("max_message_rate", "idle_timeout")
+            if (value is None and not optional) or (
+                value is not None and (type(value) not in (int, float) or value <= 0)
+            ):
+                allowed = "a positive number" + (" or None (no limit)" if optional else "")
+                raise ValueError(f"build_server option {name} must be {allowed}, not {value!r}")
         self.handler = handler
         self._on_start = on_start
         self._on_stop = on_stop
@@ -144,6 +175,10 @@ class Server:
         self.body_timeout = body_timeout
         self.max_message_size = max_message_size
         self.max_queue = max_queue
+        self.max_read_ahead = max_read_ahead
+        self.max_message_rate = max_message_rate
+        self.idle_timeout = idle_timeout
+        self.max_websockets = max_websockets
         self.shutdown_timeout = shutdown_timeout
         self.config: Any = {}
         """What ``on_start`` returned; every request sees it as ``request["config"]``."""
@@ -263,7 +298,14 @@ class Server:
         request["body"] = b""
         request["config"] = self.config
         connection = Connection(
-            request, receive, send, max_message_size=self.max_message_size, max_queue=self.max_queue
+            request,
+            receive,
+            send,
+            max_message_size=self.max_message_size,
+            max_queue=self.max_queue,
+            max_read_ahead=self.max_read_ahead,
+            max_message_rate=self.max_message_rate,
+            idle_timeout=self.idle_timeout,
         )
         if not await connection.start():
             return connection, None
@@ -294,7 +336,11 @@ class Server:
 
     def screen(self, request: Request) -> Response | None:
         """Look at a websocket handshake before any handler runs: a response dict refuses it (sent through the
-        denial extension, or as a close that the client sees as HTTP 403), None lets it through."""
+        denial extension, or as a close that the client sees as HTTP 403), None lets it through.
+
+        A process serving ``max_websockets`` already answers 503 (close 1013 without the denial extension)."""
+        if len(self.connections) >= self.max_websockets:
+            return _plain(503, f"Service Unavailable: this server holds {self.max_websockets} websockets already")
         return None
 
     async def close_websockets(self) -> None:

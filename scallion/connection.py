@@ -27,12 +27,22 @@ any         ``websocket.disconnect`` / send fails  CLOSED  client
 ==========  ==============================  ==========  ======================================
 
 Disconnect watching. A handler that is waiting in :meth:`Connection.receive` learns of a departed client from
-the server. One that only sends or sleeps would not, so a per-event-loop :class:`Watchdog` looks at every open
-connection each ``WATCH_PERIOD`` seconds. A connection whose handler has not read since the previous look
-gets a one-shot reader task; if that reader gets ``websocket.disconnect`` the handler is cancelled (its
-``finally`` runs), and if it gets a message the message is buffered for the next ``receive()``, up to
-``max_queue`` messages, after which scallion stops reading and the server's own flow control pushes back.
-The busy path (a handler that keeps reading) costs two attribute stores per message and no task hop.
+the server. One that only sends or sleeps would not, so a per-event-loop :class:`Watchdog` looks at every watched
+connection each ``WATCH_PERIOD`` seconds: open ones, and Emmett-style ones whose body runs before the implicit
+accept. A connection whose handler has not read since the previous look gets a reader task; if that reader gets
+``websocket.disconnect`` the handler is cancelled (its ``finally`` runs), and if it gets a message the message is
+read ahead for the next ``receive()`` and the reader goes on reading, so a departure is always seen. The read-ahead
+is bounded: a message arriving while ``max_queue`` messages or ``max_read_ahead`` bytes wait unread closes the
+connection with 1008 (the handler is cancelled), rather than buffering without bound or no longer looking.
+
+Limits. The same looks keep the books of each connection: a token bucket of ``max_message_rate`` messages per
+second (holding one second's worth; exceeded: close 1008) and, when ``idle_timeout`` is set, the time since the
+last client message (exceeded: close 1001). The busy path pays one counter increment per message for both.
+A limit that trips cancels the handler, whose task then closes with the limit's code (:meth:`Connection.serve`).
+
+Sending yields to the event loop at least every ``SENDS_PER_YIELD`` messages: a server whose ``send`` completes
+without suspending (granian, once the client is gone; uvicorn, while its write buffer has room) would otherwise let
+a handler that sends in a loop starve the watchdog, every other connection and shutdown.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ import asyncio
 import enum
 import logging
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from types import AsyncGeneratorType
 from typing import Any, NoReturn, Protocol
 
@@ -56,6 +66,18 @@ logger = logging.getLogger("scallion")
 WATCH_PERIOD = 0.025
 """Seconds between two looks of the watchdog: a departed client is noticed within about twice this."""
 
+SENDS_PER_YIELD = 64
+"""A handler's sends give the event loop a turn at least this often (see the module docstring)."""
+
+POLICY_VIOLATION = 1008
+"""The close code of a client over a limit: message rate, read-ahead."""
+GOING_AWAY = 1001
+"""The close code of server shutdown and of the idle timeout."""
+INTERNAL_ERROR = 1011
+"""The close code of a handler's exception after accept, and of a server that breaks the ASGI protocol."""
+
+TRY_AGAIN_LATER = 1013
+"""The close code of a handshake refused with 503 on a server without the denial response extension."""
 SERVICE_RESTART = 1012
 """The close code uvicorn closes websockets with when it shuts down; never a client's."""
 CLOSE_TIMEOUT = 1.0
@@ -102,8 +124,25 @@ class Session(Protocol):
 
 
 _json_encode = msgspec.json.Encoder().encode
-_SHUTDOWN = "shutdown"
-_CLIENT_LEFT = "client left"
+_NORMAL = (1000, "")
+_CLIENT_LEFT = _NORMAL  # the socket is already closed: close() after the cancellation does nothing
+
+
+def _fit_reason(reason: str) -> str:
+    """``reason`` cut to the 123 bytes of UTF-8 a close frame has room for."""
+    encoded = reason.encode("utf-8", "replace")
+    return reason if len(encoded) <= 123 else encoded[:123].decode("utf-8", "ignore")
+
+
+def _size(message: Message) -> int:
+    """The length of a client event's data (0 for events without any)."""
+    data = message.get("text")
+    if data is None:
+        data = message.get("bytes")
+    try:
+        return len(data) if data is not None else 0
+    except TypeError:
+        return 0
 
 
 def _not_a_message(name: str, value: Any) -> TypeError:
@@ -135,11 +174,14 @@ class Watchdog:
         self.loop = loop
         self.connections: set[Connection] = set()
         self.timer: asyncio.TimerHandle | None = None
+        self.last = loop.time()
+        """When the previous look was (loop time)."""
 
     def add(self, connection: Connection) -> None:
         """Watch ``connection`` until :meth:`discard`."""
         self.connections.add(connection)
         if self.timer is None:
+            self.last = self.loop.time()
             self.timer = self.loop.call_later(WATCH_PERIOD, self.tick)
 
     def discard(self, connection: Connection) -> None:
@@ -151,8 +193,10 @@ class Watchdog:
         if not self.connections:
             self.timer = None
             return
-        for connection in self.connections:
-            connection.look()
+        now = self.loop.time()
+        elapsed, self.last = now - self.last, now
+        for connection in list(self.connections):  # a look may end a connection
+            connection.look(elapsed)
         self.timer = self.loop.call_later(WATCH_PERIOD, self.tick)
 
 
@@ -182,12 +226,18 @@ class Connection(ScopeView):
         send: Send,
         *,
         max_message_size: int = 1024 * 1024,
-        max_queue: int = 16,
+        max_queue: int = 64,
+        max_read_ahead: int = 1024 * 1024,
+        max_message_rate: float | None = 1000.0,
+        idle_timeout: float | None = None,
     ) -> None:
         self.scope = scope
         self.state = CONNECTING
         self.max_message_size = max_message_size
         self.max_queue = max_queue
+        self.max_read_ahead = max_read_ahead
+        self.max_message_rate = max_message_rate
+        self.idle_timeout = idle_timeout
         self.close_code: int | None = None
         """The close code, once closed (by either side)."""
         self.close_reason = ""
@@ -198,6 +248,16 @@ class Connection(ScopeView):
         self._receive = receive
         self._send = send
         self._buffer: list[Message] = []  # read ahead by the watchdog; at most max_queue, so a list will do
+        self._buffered = 0
+        """Bytes of the client messages in ``_buffer``."""
+        self._received = 0
+        """Client events received so far; the watchdog's books (rate, idle) compare it between looks."""
+        self._counted = 0
+        self._tokens = max_message_rate or 0.0
+        self._quiet = 0.0
+        """Seconds since the last client message, as of the last look."""
+        self._sends = 0
+        """Sends since the event loop last got a turn from :meth:`sent`."""
         self._direct = False
         """True while receive() may await the server directly: open, nothing read ahead, no reader task, and
         no receive in progress."""
@@ -208,7 +268,8 @@ class Connection(ScopeView):
         self._reader: asyncio.Future[Message] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._in_body = False
-        self._cancelled_for: str | None = None
+        self._cancelled_for: tuple[int, str] | None = None
+        """The close (code, reason) the handler was cancelled for: a departure, shutdown, a limit."""
         self._watchdog: Watchdog | None = None
 
     @property
@@ -220,9 +281,13 @@ class Connection(ScopeView):
     async def start(self) -> bool:
         """Receive ``websocket.connect``; False if the client is already gone."""
         message = await self._receive()
-        if message["type"] == "websocket.connect":
+        kind = message.get("type")
+        if kind == "websocket.connect":
             return True
-        self._client_gone(message)
+        if kind == "websocket.disconnect":
+            self._client_gone(message)
+        else:
+            await self._broken_server(message)
         return False
 
     async def accept(self, subprotocol: str | None = None, headers: dict[str, str] | None = None) -> None:
@@ -234,12 +299,22 @@ class Connection(ScopeView):
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
             message["headers"] = encode_headers(headers)
-        await self._send(message)
+        try:
+            await self._send(message)
+        except OSError as exc:  # the client left during the handshake (uvicorn: ClientDisconnected)
+            self._client_gone({"code": 1006})
+            raise WebSocketDisconnect(1006, "connection lost") from exc
+        if self.state is not CONNECTING:  # a watchdog reader saw the client leave meanwhile
+            raise WebSocketDisconnect(self.close_code or 1006, self.close_reason)
         self.state = OPEN
-        self._direct = True
+        self._direct = self._reader is None and not self._buffer and not self._waiting
         self.subprotocol = subprotocol
-        self._watchdog = _watchdog()
-        self._watchdog.add(self)
+        self._watch()
+
+    def _watch(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = _watchdog()
+            self._watchdog.add(self)
 
     async def deny(self, status: int = 403, body: bytes | str = b"", headers: dict[str, str] | None = None) -> None:
         """Refuse the handshake with an HTTP response (or a plain 403 where the server lacks the extension)."""
@@ -256,6 +331,10 @@ class Connection(ScopeView):
             raw.append((b"content-length", str(len(payload)).encode()))
             await self._send({"type": "websocket.http.response.start", "status": status, "headers": raw})
             await self._send({"type": "websocket.http.response.body", "body": payload})
+        elif status == 503:  # "come back later" survives without the extension as close 1013 (try again later)
+            await self._send({"type": "websocket.accept"})
+            reason = _fit_reason(payload.decode("utf-8", "replace"))
+            await self._send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": reason})
         else:
             await self._send({"type": "websocket.close", "code": 1000})
 
@@ -275,16 +354,19 @@ class Connection(ScopeView):
                 self._direct = self.state is OPEN
                 raise
             self._direct = True
+            self._received += 1
         else:
             message = await self._next_message()
-        if message["type"] == "websocket.receive":
+        if message.get("type") == "websocket.receive":
             data = message.get("text")
-            if data is None:
-                data = self._binary(message)
+            if data.__class__ is not str:
+                data = message.get("bytes")
+                if data.__class__ is not bytes:
+                    data = await self._odd_data(message)
             if len(data) <= self.max_message_size:
                 return data
             await self._too_big(data)
-        raise self._ended(message, WebSocketDisconnect)
+        raise await self._ended(message, WebSocketDisconnect)
 
     def __aiter__(self) -> Connection:
         return self
@@ -299,16 +381,19 @@ class Connection(ScopeView):
                 self._direct = self.state is OPEN
                 raise
             self._direct = True
+            self._received += 1
         else:
             message = await self._next_message()
-        if message["type"] == "websocket.receive":
+        if message.get("type") == "websocket.receive":
             data = message.get("text")
-            if data is None:
-                data = self._binary(message)
+            if data.__class__ is not str:
+                data = message.get("bytes")
+                if data.__class__ is not bytes:
+                    data = await self._odd_data(message)
             if len(data) <= self.max_message_size:
                 return data
             await self._too_big(data)
-        raise self._ended(message, StopAsyncIteration)
+        raise await self._ended(message, StopAsyncIteration)
 
     async def _next_message(self) -> Message:
         """The slow path of receiving: read-ahead messages, a watchdog reader, implicit accept, closed."""
@@ -317,6 +402,7 @@ class Connection(ScopeView):
         self._looked = False
         if self._buffer:
             message = self._buffer.pop(0)
+            self._buffered -= _size(message)
         elif self.state is CLOSED:
             return {"type": "websocket.disconnect", "code": self.close_code or 1005}
         else:
@@ -330,28 +416,44 @@ class Connection(ScopeView):
                 message = await (reader if reader is not None else self._receive())
             finally:
                 self._waiting = False
+            self._received += 1
         self._direct = self.state is OPEN and not self._buffer and self._reader is None
         return message
 
-    @staticmethod
-    def _binary(message: Message) -> bytes:
+    async def _odd_data(self, message: Message) -> str | bytes:
+        """The data of a ``websocket.receive`` with neither a ``str`` text nor a ``bytes`` bytes: a subclass or
+        a bytes-like value is taken as such; anything else breaks the ASGI protocol (close 1011)."""
         data = message.get("bytes")
-        if data is None:
-            raise RuntimeError("the server sent websocket.receive with neither text nor bytes")
-        return bytes(data)
+        text = message.get("text")
+        if isinstance(text, str):
+            return str(text)
+        if isinstance(data, (bytearray, memoryview)) and text is None:
+            return bytes(data)
+        await self._broken_server(message)
+        raise WebSocketDisconnect(INTERNAL_ERROR, "server protocol error")
 
     async def _too_big(self, data: str | bytes) -> NoReturn:
         await self.fail(1009, f"message of {len(data)} exceeds max_message_size {self.max_message_size}")
 
-    def _ended(self, message: Message, kind: type[Exception]) -> Exception:
+    async def _ended(self, message: Message, kind: type[Exception]) -> Exception:
+        """The exception that ends a receive that got ``message`` rather than client data."""
         self._direct = False
-        if message["type"] == "websocket.disconnect":
+        if message.get("type") == "websocket.disconnect":
             self._client_gone(message)
-        elif message["type"] != "websocket.receive":
-            return RuntimeError(f"unexpected ASGI message {message['type']!r} on a websocket")
+        elif self.state is not CLOSED:
+            await self._broken_server(message)
         if kind is StopAsyncIteration:
             return StopAsyncIteration()
         return WebSocketDisconnect(self.close_code or 1005, self.close_reason)
+
+    async def _broken_server(self, message: Message) -> None:
+        """The server sent an event the ASGI websocket protocol does not allow here: log it, close with 1011."""
+        logger.error(
+            "websocket %s: the server sent %.200r, which is not a valid ASGI websocket event here; closing with 1011",
+            self.scope.get("path"),
+            message,
+        )
+        await self.close(INTERNAL_ERROR, "server protocol error")
 
     async def receive_json(self, type: Any = Any) -> Any:
         """The next message decoded as JSON (validated against ``type`` if given); bad JSON closes with 1007."""
@@ -360,6 +462,8 @@ class Connection(ScopeView):
             return msgspec.json.decode(data, type=type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self.fail(1007, f"invalid JSON: {exc}")
+        except RecursionError:
+            await self.fail(1007, "invalid JSON: nested too deeply")
 
     # -- sending --------------------------------------------------------------------------------------
     async def send(self, data: str | bytes) -> None:
@@ -382,6 +486,11 @@ class Connection(ScopeView):
         except OSError as exc:  # the server saw the client go (uvicorn: ClientDisconnected)
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
+        if self._sends < SENDS_PER_YIELD:
+            self._sends += 1
+        else:  # give the event loop a turn (see the module docstring)
+            self._sends = 0
+            await asyncio.sleep(0)
 
     async def send_json(self, data: Any) -> None:
         """Send ``data`` encoded as JSON (msgspec) in a text message."""
@@ -406,7 +515,7 @@ class Connection(ScopeView):
         self.close_reason = reason
         message: dict[str, Any] = {"type": "websocket.close", "code": code}
         if reason:
-            message["reason"] = reason
+            message["reason"] = self.close_reason = _fit_reason(reason)
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):  # granian never completes a send to a vanished peer
                 await self._send(message)
@@ -416,34 +525,62 @@ class Connection(ScopeView):
     async def fail(self, code: int, reason: str) -> NoReturn:
         """Close with ``code`` because of bad client input, then raise :class:`WebSocketDisconnect`."""
         logger.warning("closing websocket %s with %d: %s", self.scope.get("path"), code, reason)
-        await self.close(code, reason[:120])
+        await self.close(code, reason)
         raise WebSocketDisconnect(code, reason)
 
     def _client_gone(self, message: Message) -> None:
         if self.state is not CLOSED:
             self.state = CLOSED
             self._direct = False
-            self.close_code = message.get("code", 1005)
+            code = message.get("code", 1005)
+            self.close_code = code if type(code) is int else 1005
             # 1012 (service restart) is what a server sends when it shuts down (uvicorn): not the client's doing
             self.client_closed = self.close_code != SERVICE_RESTART
-            self.close_reason = message.get("reason") or ""
+            reason = message.get("reason")
+            self.close_reason = reason if isinstance(reason, str) else ""
         if self._in_body and self._task is not asyncio.current_task():
             self._cancel(_CLIENT_LEFT)
 
-    def _cancel(self, why: str) -> None:
+    def _cancel(self, why: tuple[int, str]) -> None:
+        """Cancel the handler's task; :meth:`serve` then closes with ``why`` (code, reason)."""
         if self._in_body and self._cancelled_for is None and self._task is not None:
             self._cancelled_for = why
             self._task.cancel()
 
     def shutdown(self) -> None:
         """Ask the handler to stop because the server is shutting down; the client then gets 1001."""
-        self._cancel(_SHUTDOWN)
+        self._cancel((GOING_AWAY, "server shutting down"))
+
+    def _limit(self, code: int, reason: str) -> None:
+        """A limit tripped (rate, read-ahead, size, idle) or the server broke the protocol: the handler is
+        cancelled and the connection closes with ``code``."""
+        if self._cancelled_for is None and self.state is not CLOSED and self._in_body:
+            log = logger.error if code == INTERNAL_ERROR else logger.warning
+            log("closing websocket %s with %d: %s", self.scope.get("path"), code, reason)
+            self._cancel((code, reason))
 
     # -- disconnect watching --------------------------------------------------------------------------
-    def look(self) -> None:
-        """Called by the watchdog: start a one-shot reader if the handler has not read since the last look."""
-        if not self._direct:
-            return  # a receive is in progress, a reader is out or messages wait, or the socket is not open
+    def look(self, elapsed: float) -> None:
+        """Called by the watchdog every ``WATCH_PERIOD`` (``elapsed`` seconds since its previous look): keep the
+        books of the rate and idle limits, and start a reader if the handler has not read since the last look."""
+        arrived = self._received - self._counted
+        if arrived:
+            self._counted = self._received
+            self._quiet = 0.0
+        else:
+            self._quiet += elapsed
+        rate = self.max_message_rate
+        if rate is not None:
+            self._tokens = min(rate, self._tokens + elapsed * rate) - arrived
+            if self._tokens < 0:
+                return self._limit(POLICY_VIOLATION, f"more than {rate:g} messages per second")
+        if self.idle_timeout is not None and self._quiet >= self.idle_timeout:
+            return self._limit(GOING_AWAY, f"no message for {self.idle_timeout:g} s")
+        if self.state is OPEN:
+            if not self._direct:
+                return  # a receive is in progress, a reader is out or messages wait
+        elif not (self.state is CONNECTING and self._in_body and self._reader is None and not self._waiting):
+            return  # closed, or not yet running a body that could miss a departure
         if not self._looked:
             self._looked = True
             return
@@ -455,6 +592,7 @@ class Connection(ScopeView):
         reader.add_done_callback(self._on_read)
 
     def _on_read(self, reader: asyncio.Future[Message]) -> None:
+        """A watchdog reader's event: read it ahead (and read on), or learn that the client left."""
         if reader is not self._reader or reader.cancelled():
             return  # receive() took this reader and its result
         self._reader = None
@@ -463,11 +601,30 @@ class Connection(ScopeView):
             self._client_gone({"code": 1006})
             return
         message = reader.result()
-        self._buffer.append(message)
-        if message["type"] != "websocket.receive":
+        self._received += 1
+        kind = message.get("type") if isinstance(message, Mapping) else None
+        if kind == "websocket.disconnect":
+            self._buffer.append(message)
             self._client_gone(message)
-        elif len(self._buffer) < self.max_queue and self.state is OPEN:
-            self._start_reader()
+        elif kind != "websocket.receive" or self.state is CONNECTING:
+            logger.error(
+                "websocket %s: the server sent %.200r, which is not a valid ASGI websocket event here",
+                self.scope.get("path"),
+                message,
+            )
+            self._limit(INTERNAL_ERROR, "server protocol error")
+        elif (size := _size(message)) > self.max_message_size:
+            self._limit(1009, f"message of {size} exceeds max_message_size {self.max_message_size}")
+        elif len(self._buffer) >= self.max_queue or self._buffered >= self.max_read_ahead:
+            self._limit(
+                POLICY_VIOLATION,
+                f"read-ahead full ({len(self._buffer)} messages, {self._buffered} bytes): the handler is not reading",
+            )
+        else:
+            self._buffer.append(message)
+            self._buffered += size
+            if self._cancelled_for is None and self.state is not CLOSED:
+                self._start_reader()
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def serve(self, session: Session) -> None:
@@ -489,6 +646,8 @@ class Connection(ScopeView):
                 await self.accept()
             if self.state is not CLOSED:
                 self._in_body = True
+                if self.state is CONNECTING:
+                    self._watch()  # a body that runs before its implicit accept must not miss a departure
                 try:
                     body = session.run(self)
                     if type(body) is not AsyncGeneratorType:
@@ -505,6 +664,11 @@ class Connection(ScopeView):
                                         except OSError as exc:  # the server saw the client go (uvicorn)
                                             self._client_gone({"code": 1006})
                                             raise WebSocketDisconnect(1006, "connection lost") from exc
+                                        if self._sends < SENDS_PER_YIELD:
+                                            self._sends += 1
+                                        else:  # give the event loop a turn (see the module docstring)
+                                            self._sends = 0
+                                            await asyncio.sleep(0)
                                         continue
                                 elif type(message) is dict and message.get("type") == "websocket.close":
                                     await self.close(message.get("code", 1000), message.get("reason", ""))
@@ -514,17 +678,21 @@ class Connection(ScopeView):
                             await body.aclose()
                 finally:
                     self._in_body = False
-                await self.close(1000)
+                await self.close(*(self._cancelled_for or _NORMAL))  # a handler may swallow its cancellation
         except WebSocketDisconnect:
-            await self.close(1000)
+            await self.close(*(self._cancelled_for or _NORMAL))
         except asyncio.CancelledError as exc:
-            if self._cancelled_for is None:
-                foreign_cancel = exc
-                await self.close(1001)
-            else:
-                if self._task is not None:
-                    self._task.uncancel()
-                await self.close(1001 if self._cancelled_for is _SHUTDOWN else 1000)
+            task = self._task
+            if self._cancelled_for is not None:
+                if task is not None:
+                    task.uncancel()
+                await self.close(*self._cancelled_for)
+            elif task is not None and task.cancelling():
+                foreign_cancel = exc  # the server cancels this task: close, then let it end
+                await self.close(GOING_AWAY)
+            else:  # the handler raised CancelledError itself (say, awaiting a task that was cancelled)
+                logger.exception("websocket handler %s failed: it raised CancelledError", session.name)
+                await self.close(INTERNAL_ERROR, "internal error")
         except Exception:
             logger.exception("websocket handler %s failed", session.name)
             await self.close(1011, "internal error")

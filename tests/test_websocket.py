@@ -316,7 +316,7 @@ async def test_plain_coroutine_handler_runs_then_closes() -> None:
     assert rec.events == ["one message", "on_close"]
 
 
-async def test_receive_side_backpressure_reads_ahead_at_most_max_queue() -> None:
+async def test_read_ahead_within_max_queue_loses_nothing() -> None:
     release = asyncio.Event()
     received: list[str] = []
 
@@ -326,23 +326,47 @@ async def test_receive_side_backpressure_reads_ahead_at_most_max_queue() -> None
         await release.wait()
         async for message in receiver:
             received.append(message)
-            if len(received) == 50:
+            if len(received) == 8:
                 yield ws_send("got all")
 
     app = build_server(apply_middleware(wrap_routes([("/", ["WS"], slow)]))(lambda r: None), max_queue=8)
     async with TestClient(app) as client, client.websocket("/") as ws:
         assert await ws.receive() == "ready"
-        for i in range(50):
+        for i in range(8):
             await ws.send(str(i))
         deadline = time.monotonic() + 5
-        while ws._to_app.qsize() > 50 - 8 and time.monotonic() < deadline:
+        while ws._to_app.qsize() > 0 and time.monotonic() < deadline:
             await asyncio.sleep(WATCH_PERIOD)
-        assert ws._to_app.qsize() == 42  # read ahead 8, then stopped reading
-        await asyncio.sleep(4 * WATCH_PERIOD)  # an observation window, not synchronisation
-        assert ws._to_app.qsize() == 42
+        assert ws._to_app.qsize() == 0  # all 8 read ahead while the handler did not read
         release.set()
         assert await ws.receive() == "got all"
-    assert received == [str(i) for i in range(50)]
+    assert received == [str(i) for i in range(8)]
+
+
+@pytest.mark.parametrize(("limit", "messages"), [("max_queue", 9), ("max_read_ahead", 3)])
+async def test_read_ahead_beyond_its_bounds_closes_1008_and_cancels_the_handler(limit: str, messages: int) -> None:
+    events: list[str] = []
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+
+    @websocket(on_close=on_close)
+    async def sleeper(scope: dict[str, Any], receiver: Any) -> Any:
+        yield ws_send("ready")
+        try:
+            await asyncio.Event().wait()  # never reads
+        finally:
+            events.append("finally")
+
+    options = {"max_queue": 8} if limit == "max_queue" else {"max_read_ahead": 2000, "max_message_size": 1500}
+    app = build_server(apply_middleware(wrap_routes([("/", ["WS"], sleeper)]))(lambda r: None), **options)
+    async with TestClient(app) as client, client.websocket("/") as ws:
+        assert await ws.receive() == "ready"
+        for i in range(messages):
+            await ws.send(f"{i:04d}" + "x" * 996)
+        assert await ws.wait_closed() == 1008
+        assert "read-ahead full" in ws.close_reason
+    assert events == ["finally", "on_close"]
 
 
 async def test_websocket_object_attributes() -> None:
