@@ -15,6 +15,7 @@ from servers import RunningServer, handshake_refused
 from websockets.asyncio.client import connect
 
 from scallion import App, websocket
+from scallion.asgi import Server
 from scallion.middlewares import wrap_origin
 from scallion.testing import TestClient, WebSocketDenied
 
@@ -121,6 +122,28 @@ async def test_refusal_says_why_and_no_handler_runs() -> None:
     assert denied.value.status == 403
     assert denied.value.body == b"Forbidden: origin not allowed"
     assert ran == []
+
+
+class Refusing(Server):
+    """A server whose own screen refuses every handshake (as the core does beyond ``max_websockets``)."""
+
+    def screen(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        return {"status": 503, "body": b"busy"}
+
+
+class RefusingApp(App, Refusing):
+    """App.screen's super() is Refusing.screen here."""
+
+
+@pytest.mark.parametrize("origin", [None, "http://testserver", "https://evil.example"])
+async def test_the_core_screen_is_asked_first(origin: str | None) -> None:
+    app = RefusingApp()
+
+    @app.websocket("/ws")
+    async def greet() -> None:
+        await websocket.send("welcome")
+
+    assert await handshake(app, origin) == 503
 
 
 async def test_http_is_not_checked_for_origin() -> None:
