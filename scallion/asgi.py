@@ -375,6 +375,12 @@ class Server:
                     logger.exception("on_start failed")
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
+                import sys
+
+                if "granian" in sys.modules:  # granian stops before its lifespan shutdown: close websockets first
+                    from .cli import take_over_granian_signals
+
+                    take_over_granian_signals(self.close_websockets)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.close_websockets()
