@@ -15,6 +15,7 @@ from typing import Any
 
 from .connection import Connection, Session, call_hook, encode_headers
 from .datastructures import headers_dict
+from .errors import BadRequest
 from .types import Handler, Message, Receive, Request, Response, Scope, Send
 
 logger = logging.getLogger("scallion")
@@ -226,6 +227,9 @@ class Server:
             response = await self.handler(request)
             if type(response) is not dict or type(response.get("status")) is not int:
                 response = self._not_a_response(request, response)
+        except BadRequest as exc:  # bad client input, such as a malformed JSON body: no traceback
+            logger.info("400 for %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            response = _plain(exc.status, f"Bad Request: {exc}")
         except Exception:
             logger.exception(
                 "handler %s failed on %s %s",

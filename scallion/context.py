@@ -9,9 +9,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from .datastructures import QueryParams, ScopeView, parse_query
+from .errors import decode_json
 from .types import Request as RequestDict
 
 if TYPE_CHECKING:
@@ -52,10 +51,11 @@ class Request(ScopeView):
         return QueryParams()
 
     async def json(self) -> Any:
-        """The body decoded as JSON (``json`` if ``wrap_json`` ran); raises ``msgspec.DecodeError`` if malformed."""
+        """The body decoded as JSON (``json`` if ``wrap_json`` ran). A malformed or too deeply nested body raises
+        :class:`~scallion.errors.InvalidJSON` (a ``msgspec.DecodeError``): uncaught, the client gets 400."""
         if "json" in self.scope:
             return self.scope["json"]
-        return msgspec.json.decode(self.body)
+        return decode_json(self.body)
 
     def __getitem__(self, key: str) -> Any:
         return self.scope[key]

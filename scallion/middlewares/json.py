@@ -22,7 +22,7 @@ def wrap_json(next_middleware: Middleware) -> Middleware:
     """Decode the body of ``application/json`` (or ``+json``) requests into ``request["json"]``.
 
     ``request["json"]`` is ``None`` when there is no JSON body (another content type, or an empty body).
-    A malformed body is answered with ``400 Bad Request`` and the handler is not called.
+    A malformed (or too deeply nested) body is answered with ``400 Bad Request`` and the handler is not called.
     """
 
     async def json_body(handler: Handler, request: Request) -> Any:
@@ -32,6 +32,8 @@ def wrap_json(next_middleware: Middleware) -> Middleware:
                 request["json"] = _decode(body)
             except msgspec.DecodeError as exc:
                 return respond400(f"Bad Request: malformed JSON body ({exc})")
+            except RecursionError:
+                return respond400("Bad Request: JSON body nested too deeply")
         else:
             request["json"] = None
         return await next_middleware(handler, request)
