@@ -24,8 +24,10 @@ import inspect
 import logging
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -285,6 +287,11 @@ class ScallionMultiprocess(uvicorn_multiprocess.Multiprocess):
 
 
 # -- serving ---------------------------------------------------------------------------------------------
+def _stopped(number: int, frame: FrameType | None) -> NoReturn:
+    """The SIGTERM handler uvicorn restores and re-raises after its graceful shutdown: end as SIGINT does."""
+    raise KeyboardInterrupt
+
+
 def run_uvicorn(
     target: Target, app: Any, *, host: str, port: int, workers: int, reload: bool, log_level: str | None
 ) -> int:
@@ -302,6 +309,11 @@ def run_uvicorn(
         log_level=log_level,
     )
     server = ScallionServer(config)
+    # uvicorn re-raises the signal that stopped it once its graceful shutdown is over; for SIGTERM, whose default
+    # action kills the process, that would turn a clean stop into exit status -15: make it end like SIGINT does.
+    previous = (
+        signal.signal(signal.SIGTERM, _stopped) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         if config.should_reload:
             from uvicorn.supervisors import ChangeReload
@@ -313,6 +325,9 @@ def run_uvicorn(
             server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if not by_name and not server.started:
         return 3  # uvicorn's STARTUP_FAILURE
     return 0
@@ -360,7 +375,6 @@ _granian_signals_taken = False
 
 def drain_on_signals(loop: asyncio.AbstractEventLoop, stop_server: Any, closer: Callable[[], Awaitable[None]]) -> None:
     """Handle SIGINT/SIGTERM on ``loop``: await ``closer()``, then ``stop_server.set()`` (granian's WorkerSignal)."""
-    import signal
 
     draining: list[asyncio.Task[None]] = []
 

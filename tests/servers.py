@@ -13,10 +13,12 @@ No fixed sleeps: every wait polls a condition (a TCP connect, a file) against a 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -56,7 +58,14 @@ def server_command(kind: str, target: str, port: int) -> list[str]:
     if kind == "granian":
         return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
                 "--port", str(port), "--workers", "1", target]
+    if kind in SCALLION_RUN:  # `scallion run`, whose uvicorn is websockets-sansio (uvicorn's "auto")
+        return [sys.executable, "-m", "scallion", "run", target, "--host", "127.0.0.1", "--port", str(port),
+                "--server", kind.removeprefix("scallion-run-")]
     raise ValueError(f"unknown server kind {kind!r}")
+
+
+SCALLION_RUN = ("scallion-run-uvicorn", "scallion-run-granian")
+"""Server kinds served through ``scallion run`` (for the shutdown tests; not in SERVERS)."""
 
 
 def _descendants(pid: int) -> list[int]:
@@ -161,6 +170,17 @@ class RunningServer:
         return sum(_rss(pid) for pid in [self.process.pid, *_descendants(self.process.pid)])
 
     # -- stopping -------------------------------------------------------------------------------------
+    def signal(self, number: int) -> None:
+        """Send signal ``number`` to the server's main process (by PID)."""
+        self.process.send_signal(number)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the server's main process has exited within ``timeout`` seconds, else None."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, timeout: float = 10.0) -> int:
         """Stop the server by PID: SIGINT, then SIGKILL (it and its workers) after ``timeout``; the exit code."""
         if self.returncode is not None:
@@ -252,6 +272,23 @@ def start_server(kind: str, target: str, workdir: Path, env: dict[str, str] | No
 
 
 # -- the client side ----------------------------------------------------------------------------------
+async def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """``GET path`` on ``127.0.0.1:port`` over a raw asyncio stream (HTTP/1.1, ``Connection: close``):
+    ``(status, body)``."""
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), None)
+            body = await (reader.readexactly(length) if length is not None else reader.read())
+            return status, body
+        finally:
+            writer.close()
+
+
 def new_key() -> str:
     """A fresh connection key: the apps record this connection's events under it (``?key=...``)."""
     return uuid.uuid4().hex
@@ -278,3 +315,56 @@ async def handshake_refused(url: str, **options: Any) -> Response:
     except InvalidStatus as exc:
         return exc.response
     raise AssertionError(f"the handshake to {url} was accepted")
+
+
+class RawWebSocket:
+    """A minimal websocket client over a raw asyncio stream, for the fault tests: thousands of cheap
+    connections that can vanish abruptly, by FIN (the transport closed without a close frame) or by RST
+    (``SO_LINGER`` 0, then closed). Frames are RFC 6455: client frames masked, server frames small."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, path: str, handshake: bool = True) -> RawWebSocket:
+        """Open a TCP connection and send the upgrade request for ``path``; with ``handshake``, wait for 101."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        ws = cls(reader, writer)
+        if handshake:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101"):
+                writer.close()
+                raise AssertionError(f"handshake to {path} refused: {head!r}")
+        return ws
+
+    async def send_text(self, text: str) -> None:
+        """Send one masked text frame."""
+        payload = text.encode()
+        mask = os.urandom(4)
+        size = len(payload)
+        header = bytes([0x81]) + (bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + struct.pack("!H", size))
+        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        await self.writer.drain()
+
+    async def recv(self) -> tuple[int, bytes]:
+        """The next server frame: ``(opcode, payload)``."""
+        first, second = await self.reader.readexactly(2)
+        size = second & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", await self.reader.readexactly(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", await self.reader.readexactly(8))[0]
+        return first & 0x0F, await self.reader.readexactly(size)
+
+    def drop(self, rst: bool) -> float:
+        """Vanish without a close frame: FIN, or RST when ``rst``; the ``time.time()`` of the drop."""
+        if rst:
+            sock = self.writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stamp = time.time()
+        self.writer.transport.abort()
+        return stamp
