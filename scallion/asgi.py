@@ -42,6 +42,29 @@ def handler_name(handler: Any) -> str:
     return f"{module}.{name}" if module else name
 
 
+def culprit(request: Request, exc: BaseException) -> str:
+    """What raised ``exc`` while ``request`` went through the handler chain, for the log line: the route's
+    handler if its code is among the traceback's frames, otherwise the outermost function outside scallion
+    (a middleware, as a rule)."""
+    endpoint = request.get("endpoint")
+    codes = {getattr(f, "__code__", None) for f in (endpoint, getattr(endpoint, "func", None)) if f is not None}
+    outside: str | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code in codes:
+            return f"handler {handler_name(endpoint)}"
+        module = frame.f_globals.get("__name__", "")
+        if outside is None and module != "scallion" and not module.startswith("scallion."):
+            outside = f"{module}.{frame.f_code.co_qualname}"
+        tb = tb.tb_next
+    if outside is not None:
+        return (
+            f"middleware {outside}" if endpoint is None else f"{outside}, called for handler {handler_name(endpoint)}"
+        )
+    return f"handler {handler_name(endpoint)}" if endpoint is not None else "the handler chain"
+
+
 _encoded: dict[tuple[str, Any], tuple[bytes, bytes]] = {}
 """Response headers already encoded, by ``(name, value)``: most responses repeat the same few."""
 
@@ -230,13 +253,8 @@ class Server:
         except BadRequest as exc:  # bad client input, such as a malformed JSON body: no traceback
             logger.info("400 for %s %s: %s", scope.get("method"), scope.get("path"), exc)
             response = _plain(exc.status, f"Bad Request: {exc}")
-        except Exception:
-            logger.exception(
-                "handler %s failed on %s %s",
-                handler_name(request.get("endpoint", self.handler)),
-                scope.get("method"),
-                scope.get("path"),
-            )
+        except Exception as exc:
+            logger.exception("%s failed on %s %s", culprit(request, exc), scope.get("method"), scope.get("path"))
             response = _plain(500, "Internal Server Error")
         try:
             if "stream" in response:
@@ -320,8 +338,8 @@ class Server:
         handler = self.handler
         try:
             result = await handler(request)
-        except Exception:
-            logger.exception("handler %s failed on websocket %s", handler_name(handler), scope.get("path"))
+        except Exception as exc:
+            logger.exception("%s failed on websocket %s", culprit(request, exc), scope.get("path"))
             await connection.close()
             return connection, None
         if is_response(result):

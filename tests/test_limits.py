@@ -355,3 +355,39 @@ async def test_receive_json_closes_1007_even_when_caught() -> None:
     async with TestClient(app) as client, client.websocket("/json") as ws:
         await ws.send("{nope")
         assert await ws.wait_closed() == 1007
+
+
+# -- log lines name what failed -------------------------------------------------------------------------
+async def test_an_exception_in_a_middleware_is_logged_as_the_middleware(caplog: pytest.LogCaptureFixture) -> None:
+    from scallion import standard_not_found
+
+    def wrap_broken(next_middleware: Any) -> Any:
+        async def broken(handler: Any, request: dict[str, Any]) -> Any:
+            raise ValueError("boom in middleware")
+
+        return broken
+
+    app = build_server(apply_middleware(wrap_broken, wrap_routes([("/", ["WS", "GET"], echo)]))(standard_not_found))
+    with caplog.at_level(logging.ERROR, logger="scallion"):
+        async with TestClient(app) as client:
+            with pytest.raises(WebSocketDenied):
+                async with client.websocket("/"):
+                    pass
+            assert (await client.get("/")).status == 500
+    assert caplog.text.count("wrap_broken.<locals>.broken failed") == 2
+    assert "standard_not_found" not in caplog.text
+
+
+async def test_an_exception_in_a_route_handler_is_logged_as_the_handler(caplog: pytest.LogCaptureFixture) -> None:
+    app = App()
+
+    @app.route("/bad")
+    async def bad() -> str:
+        raise ValueError("boom in handler")
+
+    with caplog.at_level(logging.ERROR, logger="scallion"):
+        async with TestClient(app) as client:
+            assert (await client.get("/bad")).status == 500
+    assert "handler test_limits.test_an_exception_in_a_route_handler_is_logged_as_the_handler.<locals>.bad failed" in (
+        caplog.text
+    )
