@@ -73,7 +73,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scallion import App, build_server, websocket, ws_accept, ws_close, ws_deny, ws_send
+from scallion import App, WebSocketDisconnect, build_server, websocket, ws_accept, ws_close, ws_deny, ws_send
 from scallion.asgi import standard_not_found
 from scallion.middlewares import apply_middleware, wrap_routes
 
@@ -83,6 +83,8 @@ MAX = 32
 """``max_message_size`` of every app under test: small, so that sizes around it are cheap."""
 SETTLE = 1.0
 """Virtual seconds an app has to return once the client left (the watchdog notices within about 50 ms)."""
+SHUTDOWN_TIMEOUT = 5.0
+"""The server's default ``shutdown_timeout``."""
 SILENCE = 0.5
 """Virtual seconds between the last event and the client leaving, for ``leave="later"``."""
 EXAMPLES = int(os.environ.get("SCALLION_FUZZ_EXAMPLES", "300"))
@@ -150,6 +152,8 @@ class Wire:
     most_receiving: int = 0
     raised: list[BaseException] = field(default_factory=list)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the first event was handed out."""
     disconnect_out: bool = False
 
     async def receive(self) -> dict[str, Any]:
@@ -169,6 +173,7 @@ class Wire:
             if event.get("type") == "websocket.disconnect":
                 self.disconnect_out = True
             self.log.append(("recv", dict(event)))
+            self.connected.set()
             return event
         finally:
             self.receiving -= 1
@@ -218,9 +223,10 @@ def scope_for(extension: bool) -> dict[str, Any]:
 
 
 # -- handlers under test ------------------------------------------------------------------------------------
-FINITE = {"raise", "raise_after_read", "raise_cancelled", "coroutine_once"}
+FINITE = {"raise", "raise_after_read", "raise_cancelled", "coroutine_once", "deny_in_body"}
 """Shapes that end by themselves (or after one message) even if the client never leaves."""
 ECHO = {"echo", "echo_receive"}
+NOT_READING = ["send_loop", "sleep"]
 
 GEN_SHAPES = [
     "echo",
@@ -242,6 +248,9 @@ OBJ_SHAPES = [
     "raise",
     "raise_after_read",
     "raise_cancelled",
+    "json_echo",
+    "deny_in_body",
+    "swallow_disconnect",
 ]
 
 
@@ -372,6 +381,27 @@ def object_handler(shape: str) -> Callable[..., Any]:
             raise asyncio.CancelledError()
 
         return raise_cancelled
+    if shape == "json_echo":
+
+        async def json_echo() -> None:
+            while True:
+                await websocket.send_json(await websocket.receive_json())
+
+        return json_echo
+    if shape == "deny_in_body":
+
+        async def deny_in_body() -> None:
+            await websocket.deny(401, b"not you")
+
+        return deny_in_body
+    if shape == "swallow_disconnect":
+
+        async def swallow_disconnect() -> None:
+            with contextlib.suppress(WebSocketDisconnect):
+                await websocket.receive()
+            await websocket.receive()  # once the connection is over, this raises again rather than hang
+
+        return swallow_disconnect
     raise AssertionError(shape)
 
 
@@ -379,28 +409,48 @@ DECISIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "accept": ws_accept,
     "close": lambda: ws_close(4003, "no"),
     "deny": lambda: ws_deny(401, b"who are you?", {"x-why": "fuzz"}),
+    "garbage": lambda: None,
+    "slow_accept": ws_accept,
 }
+REFUSING = {"close", "deny", "garbage"}
+
+
+def make_hook(case: Case, wire: Wire, name: str, decide: Callable[[], Any] | None = None) -> Callable[..., Any]:
+    """A hook that logs ``name`` into ``wire``, then raises (``case.hook_fails``) or returns ``decide()``."""
+
+    def hook(scope: dict[str, Any]) -> Any:
+        wire.hook(name)
+        if case.hook_fails == name:
+            raise ValueError(f"{name} failed")
+        return decide() if decide is not None else None
+
+    if case.hooks_sync:
+        return hook
+
+    async def async_hook(scope: dict[str, Any]) -> Any:
+        if decide is DECISIONS.get("slow_accept"):
+            await asyncio.sleep(0.05)
+        return hook(scope)
+
+    return async_hook
 
 
 def build_app(case: Case, wire: Wire) -> Any:
     """The app of ``case``, its hooks logging into ``wire``."""
     hooks: dict[str, Any] = {
-        "on_disconnect": lambda scope: wire.hook("on_disconnect"),
-        "on_close": lambda scope: wire.hook("on_close"),
+        "on_disconnect": make_hook(case, wire, "on_disconnect"),
+        "on_close": make_hook(case, wire, "on_close"),
     }
     if case.on_connect is not None:
-        decide = DECISIONS[case.on_connect]
-
-        async def on_connect(scope: dict[str, Any]) -> dict[str, Any]:
-            wire.hook("on_connect")
-            return decide()
-
-        hooks["on_connect"] = on_connect
+        hooks["on_connect"] = make_hook(case, wire, "on_connect", DECISIONS[case.on_connect])
+    options: dict[str, Any] = {"max_message_size": MAX, "idle_timeout": case.idle_timeout}
+    if case.max_message_rate is not None:
+        options["max_message_rate"] = case.max_message_rate
     if case.style == "gen":
         handler = websocket(**hooks)(generator_handler(case.shape))
         routes = [("/ws", ["WS"], handler)]
-        return build_server(apply_middleware(wrap_routes(routes))(standard_not_found), max_message_size=MAX)
-    app = App(max_message_size=MAX)
+        return build_server(apply_middleware(wrap_routes(routes))(standard_not_found), **options)
+    app = App(**options)
     app.websocket("/ws", **hooks)(object_handler(case.shape))
     return app
 
@@ -419,6 +469,16 @@ class Case:
     gap: float
     send_raises: bool
     send_yields: bool
+    hooks_sync: bool = False
+    """Hooks as plain functions rather than coroutine functions."""
+    hook_fails: str | None = None
+    """The name of a hook that raises (after logging that it ran)."""
+    shutdown_at: float | None = None
+    """Virtual time of a lifespan shutdown, if any: after the connection started (the spec's server stops
+    accepting connections before it sends ``lifespan.shutdown``)."""
+    idle_timeout: float | None = None
+    max_message_rate: float | None = None
+    """None: the server's default."""
 
 
 @dataclass
@@ -433,6 +493,9 @@ class Outcome:
     we_cancelled: bool = False
     ended_at: float = 0.0
     left_at: float | None = None
+    lifespan_done: bool = True
+    helpers: list[asyncio.Future[None]] = field(default_factory=list)
+    """Tasks of the test's own (cancelled by :func:`run` if still running)."""
 
 
 @contextlib.contextmanager
@@ -460,6 +523,29 @@ async def drive(case: Case) -> Outcome:
         outcome.left_at = events_end + SILENCE
         loop.call_later(outcome.left_at, wire.gone.set)
     deadline = (outcome.left_at if outcome.left_at is not None else events_end + SILENCE) + SETTLE
+    lifespan: asyncio.Future[None] | None = None
+    shutdowns: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    if case.shutdown_at is not None:
+        started = asyncio.Event()
+
+        async def lifespan_send(message: dict[str, Any]) -> None:
+            wire.log.append(("lifespan", message["type"]))
+            started.set()
+
+        shutdowns.put_nowait({"type": "lifespan.startup"})
+        lifespan_scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        lifespan = asyncio.ensure_future(app(lifespan_scope, shutdowns.get, lifespan_send))
+        async with asyncio.timeout(1.0):
+            await started.wait()
+
+        async def shut_down(delay: float) -> None:
+            await wire.connected.wait()
+            await asyncio.sleep(delay)
+            wire.log.append(("shutdown", None))
+            shutdowns.put_nowait({"type": "lifespan.shutdown"})
+
+        outcome.helpers.append(asyncio.ensure_future(shut_down(case.shutdown_at)))
+        deadline = min(deadline, case.gap + case.shutdown_at + SETTLE)
     task = asyncio.ensure_future(app(scope_for(case.extension), wire.receive, wire.send))
     await asyncio.wait([task], timeout=deadline)
     if not task.done():
@@ -470,6 +556,9 @@ async def drive(case: Case) -> Outcome:
         if not task.done():  # not even a cancellation ends it: give up on it (the loop is closed below)
             return outcome
     outcome.ended_at = loop.time()
+    if lifespan is not None:
+        await asyncio.wait([lifespan], timeout=SHUTDOWN_TIMEOUT + SETTLE)
+        outcome.lifespan_done = lifespan.done() and not lifespan.cancelled() and lifespan.exception() is None
     if task.cancelled():
         outcome.escaped_cancel = not outcome.we_cancelled
     elif task.exception() is not None:
@@ -591,8 +680,14 @@ def check(case: Case, outcome: Outcome) -> None:
     # Nothing hangs once the client left; with a client that stays, finite handlers and refusals still end.
     if outcome.hung:
         assert outcome.left_at is None, f"still running {SETTLE}s after the client left" + story
-        refused = case.on_connect in ("close", "deny") or case.events[:1] != [CONNECT]
+        refused = (
+            case.on_connect in REFUSING
+            or (case.on_connect and case.hook_fails == "on_connect")
+            or case.events[:1] != [CONNECT]
+        )
         assert not refused and case.shape not in FINITE, "a connection that had ended did not return" + story
+        assert case.shutdown_at is None, "still running after the server shut down" + story
+        assert case.idle_timeout is None, f"still running past idle_timeout={case.idle_timeout}" + story
     assert wire.most_receiving <= 1, "receive() awaited by two tasks at once" + story
     # Only valid messages in a valid order, and the connection ends with a valid close.
     state = check_sent(wire.sent, case.extension)
@@ -602,6 +697,8 @@ def check(case: Case, outcome: Outcome) -> None:
         assert state in ("closed", "denied") or left, f"ended without a close ({state})" + story
     else:
         assert state != "responding", "incomplete denial" + story
+    if case.shutdown_at is not None:
+        check_shutdown(case, outcome)
     # Hooks.
     chain = bool(received) and received[0] == CONNECT
     if not chain:
@@ -633,6 +730,32 @@ def check(case: Case, outcome: Outcome) -> None:
         raise AssertionError("the client ended the connection but on_disconnect did not run" + story)
     if case.shape in ECHO:
         check_echo(case, outcome)
+
+
+def check_shutdown(case: Case, outcome: Outcome) -> None:
+    """A lifespan shutdown completes; an open connection is closed with 1001 and its hooks run before the
+    server's ``lifespan.shutdown.complete``."""
+    log = outcome.wire.log
+    story = tell(log)
+    assert outcome.lifespan_done, "the lifespan shutdown did not complete" + story
+    at = next((n for n, (kind, _) in enumerate(log) if kind == "shutdown"), None)
+    if at is None:
+        return
+    complete = next((n for n, e in enumerate(log) if e == ("lifespan", "lifespan.shutdown.complete")), len(log))
+    started = any(kind == "recv" and m == CONNECT for kind, m in log[:1]) and at > 0
+    if started and any(e == ("hook", "on_close") for e in log):
+        closed_at = log.index(("hook", "on_close"))
+        assert closed_at < complete, "on_close ran after the server's shutdown completed" + story
+    sent_before = [m.get("type") for kind, m in log[:at] if kind == "send"]
+    left_before = any(kind == "recv" and is_disconnect(m) for kind, m in log[:at])
+    still_open = "websocket.accept" in sent_before and "websocket.close" not in sent_before and not left_before
+    after = log[at + 1 :]
+    close = next(
+        (n for n, (kind, m) in enumerate(after) if kind == "send" and m.get("type") == "websocket.close"), None
+    )
+    quiet_until_close = close is not None and not any(kind == "recv" for kind, _ in after[:close])
+    if still_open and case.shape in NOT_READING and quiet_until_close:
+        assert after[close][1].get("code") == 1001, "shutdown did not close an open websocket with 1001" + story
 
 
 def check_echo(case: Case, outcome: Outcome) -> None:
@@ -730,13 +853,18 @@ def cases(style: str, shapes: list[str], first: st.SearchStrategy[dict[str, Any]
         Case,
         style=st.just(style),
         shape=st.sampled_from(shapes),
-        on_connect=st.sampled_from([None, None, "accept", "close", "deny"]),
+        on_connect=st.sampled_from([None, None, "accept", "close", "deny", "garbage", "slow_accept"]),
         extension=st.booleans(),
         events=st.tuples(first, st.lists(EVENT, max_size=11)).map(lambda t: [t[0], *t[1]]),
         leave=st.sampled_from(["after", "later", "never"]),
         gap=st.sampled_from([0.0, 0.001, 0.04]),
         send_raises=st.booleans(),
         send_yields=st.booleans(),
+        hooks_sync=st.booleans(),
+        hook_fails=st.sampled_from([None, None, None, "on_connect", "on_disconnect", "on_close"]),
+        shutdown_at=st.none() | st.sampled_from([0.001, 0.01, 0.03, 0.2]),
+        idle_timeout=st.sampled_from([None, None, 0.1]),
+        max_message_rate=st.sampled_from([None, None, 5.0]),
     )
 
 
@@ -775,6 +903,7 @@ HTTP_WHILE_SLEEPING = [CONNECT, {"type": "http.request", "body": b""}, {"type": 
         ],
     )
 )
+@example(c=case("gen", "sleep", [CONNECT], on_connect="slow_accept", leave="never", shutdown_at=0.01))
 def test_generator_handlers(c: Case) -> None:
     """Seed-000 ``@websocket`` handlers behind a routing table (``build_server(wrap_routes(...))``)."""
     check(c, run(c))
@@ -786,12 +915,10 @@ def test_generator_handlers(c: Case) -> None:
 @example(c=case("obj", "sleep", MALFORMED_WHILE_SLEEPING))
 @example(c=case("obj", "sleep", HTTP_WHILE_SLEEPING, leave="later", gap=0.04))
 @example(c=case("obj", "raise_cancelled", [CONNECT]))
+@example(c=case("obj", "sleep", [CONNECT], on_connect="slow_accept", leave="never", shutdown_at=0.01))
 def test_object_handlers(c: Case) -> None:
     """Emmett-style ``@app.websocket()`` coroutines on an ``App``."""
     check(c, run(c))
-
-
-NOT_READING = ["send_loop", "sleep"]
 
 
 @FUZZ
