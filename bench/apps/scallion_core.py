@@ -38,4 +38,5 @@ routes = [
     ("/ws", ["WS"], echo),
 ]
 
-app = build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
+# max_message_rate off, as in scallion_app.py: a benchmark client is faster than the default 1000 messages/s.
+app = build_server(apply_middleware(wrap_routes(routes))(standard_not_found), max_message_rate=None)
