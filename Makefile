@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck pytest redis-server bench bench-instructions clean
+.PHONY: install demo test lint typecheck pytest redis-server soak bench bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ pytest: $(VENV)/.installed-test redis-server
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 test: lint typecheck pytest
+
+# The fault suite with 10,000 abrupt departures per server instead of 2,000 (tests/test_faults.py).
+SOAK_DROPS ?= 10000
+soak: $(VENV)/.installed-test
+	SCALLION_SOAK_DROPS=$(SOAK_DROPS) $(BIN)/python -m pytest -p no:cacheprovider tests/test_faults.py -k waves -s
 
 # Benchmarks (bench/, docs/performance.md). `make bench ARGS="--quick"` for a one-round smoke run.
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

@@ -2,8 +2,8 @@
 
 200 websockets are open (half of the handlers reading, half sleeping without reading) when the server's main
 process gets SIGINT or SIGTERM (by PID). Every connection must get its ``on_close`` exactly once, ``@app.on_stop``
-must run, the process must exit 0 (bare uvicorn on SIGTERM: -15, its own doing) within ``shutdown_timeout`` (5 s) and some slack, and each client must see the
-close code of its server:
+must run, the process must exit 0 (bare uvicorn on SIGTERM: -15, its own doing) within ``shutdown_timeout``
+(5 s) and some slack, and each client must see the close code of its server:
 
 - ``scallion run`` (uvicorn or granian) and bare granian: 1001 (going away), sent by scallion before the server
   stops (for granian, scallion's signal handler replaces granian's: see ``take_over_granian_signals`` in
