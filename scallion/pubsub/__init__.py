@@ -8,11 +8,22 @@
 
 ``async with broker.subscribe("room") as subscription: async for message in subscription`` gives
 :class:`Message` tuples ``(channel, data)``; ``await broker.publish("room", data)`` sends ``str`` or ``bytes``.
+:class:`BrokerUnavailable`: the broker's server (Redis) cannot be reached, so that publish was not delivered or
+that subscription never started.
 """
 
-from .broker import Broker, Message, Subscription, SubscriptionOverflow
+from .broker import Broker, BrokerUnavailable, Message, Subscription, SubscriptionOverflow
 from .memory import MemoryBroker
 from .merge import merge
 from .redis import RedisBroker
 
-__all__ = ["Broker", "MemoryBroker", "Message", "RedisBroker", "Subscription", "SubscriptionOverflow", "merge"]
+__all__ = [
+    "Broker",
+    "BrokerUnavailable",
+    "MemoryBroker",
+    "Message",
+    "RedisBroker",
+    "Subscription",
+    "SubscriptionOverflow",
+    "merge",
+]

@@ -35,6 +35,15 @@ class SubscriptionOverflow(Exception):
         self.dropped = dropped
 
 
+class BrokerUnavailable(Exception):
+    """The broker's server (Redis) cannot be reached: a publish that raises it was not delivered, a
+    subscription that raises it never started. ``url`` says where (without a password), ``__cause__`` why."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f"the broker at {url} is unavailable: {cause}")
+        self.url = url
+
+
 _END = Message("", "")  # put in a queue, by identity, when its block is left or the broker closes
 
 
