@@ -11,10 +11,10 @@ import msgspec
 
 from .asgi import Server, handler_name, is_response, standard_not_found
 from .context import current_request
-from .handlers import ObjectHandler, WebSocketHandler
+from .handlers import ObjectHandler, SessionHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
 from .middlewares.origin import HostPolicy, OriginPolicy, host_refused, origin_refused, wrap_allowed_hosts
-from .routing import Router
+from .routing import Router, check_call, check_methods, route_names
 from .types import Handler, Hook, MiddlewareFactory, Request, Response, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,12 +66,6 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str]) -> Handler:
     return endpoint
 
 
-def _names(path: str) -> list[str]:
-    from .routing import _compile
-
-    return _compile(path).names
-
-
 class App(Server):
     """An ASGI 3 application built from decorators: ``@app.route``, ``@app.websocket``, ``@app.on_start``,
     ``@app.on_stop`` and ``app.use(middleware, ...)``. Options are those of :func:`~scallion.build_server`.
@@ -109,13 +103,23 @@ class App(Server):
     # -- declaring ------------------------------------------------------------------------------------
     def route(self, path: str | None = None, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
         """Register an HTTP route; the path defaults to ``"/" + function name``. The function takes the
-        route's ``{params}`` by name and returns a response dict, ``str``, ``bytes``, ``None`` or JSON data."""
+        route's ``{params}`` by name and returns a response dict, ``str``, ``bytes``, ``None`` or JSON data.
+        A mistake (methods not a list of method names, a ``{param}`` the function does not take, a path and
+        method already routed) is a ``ValueError`` here, at declaration."""
 
         def decorate(func: F) -> F:
             if not inspect.iscoroutinefunction(func):
-                raise TypeError(f"@app.route needs an async def function, not {func!r}")
+                hint = (
+                    "; register a websocket handler with @app.websocket"
+                    if isinstance(func, SessionHandler) or inspect.isasyncgenfunction(func)
+                    else ""
+                )
+                raise TypeError(f"@app.route needs an async def function, not {func!r}{hint}")
             route = path if path is not None else "/" + func.__name__
-            self._add(route, [m.upper() for m in methods], _endpoint(func, _names(route)))
+            listed = check_methods(route, methods, func)
+            names = route_names(route, func)
+            check_call(route, listed, func, [], [], names)
+            self._add(route, listed, _endpoint(func, names))
             return func
 
         return decorate
@@ -130,10 +134,10 @@ class App(Server):
     ) -> Callable[[F], F]:
         """Register a websocket route (default path ``"/" + function name``). An async generator (or an
         ``@websocket`` handler) gets ``(scope, receiver, **params)``; a coroutine function is Emmett style and
-        uses the ``websocket`` object."""
+        uses the ``websocket`` object. A ``{param}`` the function does not take is a ``ValueError`` here."""
 
         def decorate(func: F) -> F:
-            handler: WebSocketHandler | ObjectHandler
+            handler: SessionHandler
             if isinstance(func, WebSocketHandler):
                 handler = func.with_hooks(on_connect, on_disconnect, on_close)
             elif inspect.isasyncgenfunction(func):
@@ -143,13 +147,8 @@ class App(Server):
             else:
                 raise TypeError(f"@app.websocket needs an async generator or async def function, not {func!r}")
             route = path if path is not None else "/" + getattr(func, "__name__", "websocket")
-            names = _names(route)
-
-            async def by_name(scope: dict[str, Any], *args: Any) -> Any:
-                return await handler(scope, **dict(zip(names, args, strict=True)))
-
-            by_name.func = func  # type: ignore[attr-defined]
-            self._add(route, ["WS"], by_name if names else handler)
+            names = route_names(route, func)
+            self._add(route, ["WS"], handler.by_name(names) if names else handler)
             return func
 
         return decorate
@@ -173,8 +172,9 @@ class App(Server):
 
     def _add(self, path: str, methods: list[str], handler: Handler) -> None:
         self._check_open()
-        self.table.append((path, methods, handler))
-        Router(self.table)  # a bad route fails here, at declaration
+        table = [*self.table, (path, methods, handler)]
+        Router(table)  # a bad route (a duplicate, a handler of the wrong kind) fails here, leaving the app as it was
+        self.table = table
 
     def _check_open(self) -> None:
         if self.compiled:

@@ -1,7 +1,8 @@
 """Context-local objects: the ``request`` being handled and the ``websocket`` being served.
 
 Each ASGI request runs in its own task, so a :class:`~contextvars.ContextVar` per kind gives every handler
-its own current object. Reading an attribute outside a handler raises a clear ``RuntimeError``.
+its own current object. Reading an attribute outside a handler raises :class:`OutsideHandler`, a clear
+``RuntimeError`` that is also an ``AttributeError`` (so ``hasattr`` is False and introspection works).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ else:
     _RequestView = object
 
 
+class OutsideHandler(RuntimeError, AttributeError):
+    """``request.x`` or ``websocket.x`` read outside a handler. A ``RuntimeError`` (what callers catch) and an
+    ``AttributeError`` (what ``hasattr``, ``inspect`` and ``copy`` expect of a missing attribute)."""
+
+
 class _RequestProxy(_RequestView):
     """The ``request`` object: attribute access reads the current HTTP request."""
 
@@ -82,7 +88,7 @@ class _RequestProxy(_RequestView):
             if scope is None:
                 if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
                     return object.__getattribute__(self, name)
-                raise RuntimeError(f"request.{name} is only available while an App handles an HTTP request")
+                raise OutsideHandler(f"request.{name} is only available while an App handles an HTTP request")
             view = scope.get(VIEW)
             if view is None:
                 view = scope[VIEW] = Request(scope)
@@ -90,6 +96,12 @@ class _RequestProxy(_RequestView):
 
     def __getitem__(self, key: str) -> Any:
         return request.scope[key]
+
+    def __copy__(self) -> _RequestProxy:
+        return self  # the one proxy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RequestProxy:
+        return self
 
     def __repr__(self) -> str:
         scope = current_request.get(None)

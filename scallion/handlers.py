@@ -7,18 +7,21 @@
 * Seed 003 (Emmett): a coroutine function with no ``scope`` that talks to the context-local ``websocket``.
 
 ``websocket`` itself is both: calling it decorates, reading an attribute gives the current connection.
+Outside a connection, reading an attribute raises :class:`~scallion.context.OutsideHandler` (a ``RuntimeError``
+and an ``AttributeError``: ``hasattr`` is False, ``inspect.signature(websocket)`` describes the decorator).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, overload
 
 from .asgi import handler_name
 from .connection import Connection
-from .context import current_websocket
+from .context import OutsideHandler, current_websocket
 from .types import Hook, Request
 
 
@@ -61,8 +64,47 @@ class _Session:
         return self.handler.body(connection, self)  # type: ignore[no-any-return]
 
 
-class WebSocketHandler:
+class SessionHandler:
+    """A websocket handler: ``await handler(scope, *route_values)`` gives the session the connection core serves.
+
+    Routing tables pass route values by position; :meth:`by_name` makes the copy that ``App`` registers, which
+    passes them to the function by name."""
+
+    func: Callable[..., Any]
+    hooks: Hooks
+    names: tuple[str, ...] = ()
+    """The route's ``{param}`` names when values are passed by name (``App``); empty: by position."""
+    leading: tuple[str, ...] = ()
+    """What the function gets before the route values (for error messages): ``("scope", "receiver")``."""
+    accepts = False
+
+    async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
+        if self.names:
+            return _Session(self, scope, (), dict(zip(self.names, args, strict=True)))
+        return _Session(self, scope, args, kwargs)
+
+    def by_name(self, names: Sequence[str]) -> SessionHandler:
+        """A copy that passes the route values ``names`` to the function by name."""
+        named = copy.copy(self)
+        named.names = tuple(names)
+        return named
+
+    def calls(self, names: Sequence[str]) -> tuple[Callable[..., Any], list[str], list[str], list[str]]:
+        """How the function is called on a route with these ``{param}`` names, for checking its signature at
+        declaration: ``(function, leading arguments, route values by position, route values by name)``."""
+        if self.names:
+            return self.func, [*self.leading], [], list(names)
+        return self.func, [*self.leading], list(names), []
+
+    def body(self, connection: Connection, session: _Session) -> Awaitable[None] | AsyncGeneratorType[Any, None]:
+        """The handler body on ``connection`` (an async generator or a coroutine)."""
+        raise NotImplementedError
+
+
+class WebSocketHandler(SessionHandler):
     """A seed-000 websocket handler (made by ``@websocket``); call it with ``(scope, *route_params)``."""
+
+    leading = ("scope", "receiver")
 
     def __init__(
         self,
@@ -78,9 +120,6 @@ class WebSocketHandler:
         self.__name__ = getattr(func, "__name__", "websocket")
         self.__qualname__ = getattr(func, "__qualname__", self.__name__)
         self.__doc__ = func.__doc__
-
-    async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
-        return _Session(self, scope, args, kwargs)
 
     def with_hooks(
         self, on_connect: Hook | None, on_disconnect: Hook | None, on_close: Hook | None
@@ -103,7 +142,7 @@ class WebSocketHandler:
         return self.func(session.scope, connection, *session.args, **session.kwargs)  # type: ignore[no-any-return]
 
 
-class ObjectHandler:
+class ObjectHandler(SessionHandler):
     """An Emmett-style websocket handler: ``async def h(**route_params)`` using the ``websocket`` object.
 
     The handshake is accepted by the first ``websocket.receive()``/``send()`` (or an explicit ``accept()``).
@@ -120,15 +159,12 @@ class ObjectHandler:
         self.hooks = Hooks(handler_name(func), on_connect, on_disconnect, on_close)
         self.__name__ = getattr(func, "__name__", "websocket")
 
-    async def __call__(self, scope: Request, *args: Any, **kwargs: Any) -> _Session:
-        return _Session(self, scope, args, kwargs)
-
     accepts = False
     """The handshake is accepted by the first receive/send (or an explicit ``accept()``)."""
 
     def body(self, connection: Connection, session: _Session) -> Awaitable[None]:
         """The coroutine; the connection core closes the socket with 1000 when it returns."""
-        return self.func(*session.args, **session.kwargs)
+        return self.func(*session.args, **session.kwargs)  # type: ignore[no-any-return]
 
 
 if TYPE_CHECKING:
@@ -183,8 +219,14 @@ class _WebSocketObject(_ConnectionView):
             if current is None:
                 if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
                     return object.__getattribute__(self, name)
-                raise RuntimeError(f"websocket.{name} is only available inside a websocket handler")
+                raise OutsideHandler(f"websocket.{name} is only available inside a websocket handler")
             return getattr(current, name)
+
+    def __copy__(self) -> _WebSocketObject:
+        return self  # the one proxy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _WebSocketObject:
+        return self
 
     def __aiter__(self) -> Connection:
         current = current_websocket.get(None)
