@@ -1,20 +1,19 @@
 """scallion.pubsub: MemoryBroker, RedisBroker (against a real redis-server) and merge; a chat over both brokers in
-both handler styles, in process and across two real server processes sharing one Redis."""
+both handler styles, in process and across two real server processes sharing one Redis. Redis going away and coming
+back: tests/test_pubsub_redis.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from apps.chat import chat_app
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis_server import RedisServer, start_redis
-from servers import RunningServer, free_port
+from redis_server import RedisServer
+from servers import RunningServer
 from websockets.asyncio.client import connect
 
 from scallion.pubsub import (
@@ -252,34 +251,6 @@ async def test_redis_bad_input_is_a_clear_error(redis_brokers: Callable[..., Red
     broker = redis_brokers()
     with pytest.raises(TypeError, match="publish takes str or bytes, not dict"):
         await broker.publish("a", {"no": "json"})  # type: ignore[arg-type]
-
-
-async def test_redis_unreachable_is_a_clear_error_and_leaves_nothing_behind() -> None:
-    broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(RedisConnectionError):
-        async with broker.subscribe("a"):
-            pass
-    assert broker.subscribers == {}
-    with pytest.raises(RedisConnectionError):
-        await broker.publish("a", "nobody listens")
-    await broker.close()
-
-
-async def test_redis_subscriptions_survive_a_restart_of_redis(tmp_path: Path) -> None:
-    server = start_redis(tmp_path)
-    broker = RedisBroker(server.url)
-    try:
-        async with broker.subscribe("phoenix") as subscription:
-            server.stop()
-            server = start_redis(tmp_path, port=server.port)  # a new, empty Redis on the same address
-            async with asyncio.timeout(15):
-                while not await numsub(server.url, "phoenix"):  # the reader reconnects and subscribes again
-                    await asyncio.sleep(0.02)  # polling Redis for the resubscription, not synchronisation
-            await broker.publish("phoenix", "back")
-            assert await take(subscription, 1) == [Message("phoenix", "back")]
-    finally:
-        await broker.close()
-        server.stop()
 
 
 # -- a chat, in process -----------------------------------------------------------------------------------
