@@ -410,7 +410,7 @@ DECISIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "close": lambda: ws_close(4003, "no"),
     "deny": lambda: ws_deny(401, b"who are you?", {"x-why": "fuzz"}),
     "garbage": lambda: None,
-    "slow_accept": ws_accept,
+    "slow_accept": lambda: ws_accept(),  # its own function: make_hook tells it from "accept" by identity
 }
 REFUSING = {"close", "deny", "garbage"}
 
@@ -955,3 +955,89 @@ def test_virtual_clock_runs_timers_without_waiting() -> None:
         assert order == ["2s", "1h"]
     finally:
         loop.close()
+
+
+# -- what the handler chooses: close codes, reasons, subprotocols ------------------------------------------
+@dataclass
+class Choice:
+    """A handler that accepts with ``subprotocol`` (requested by the client or not), then closes with ``code``
+    and ``reason``: whatever the handler asks for, what goes on the wire must be valid."""
+
+    style: str
+    requested: list[str]
+    subprotocol: str | None
+    code: int
+    reason: str
+
+
+def choice_app(choice: Choice, wire: Wire) -> Any:
+    hooks: dict[str, Any] = {"on_close": lambda scope: wire.hook("on_close")}
+    if choice.style == "gen":
+
+        async def closer(scope: dict[str, Any], receiver: Any) -> Any:
+            yield ws_send("hi")
+            yield ws_close(choice.code, choice.reason)
+
+        hooks["on_connect"] = lambda scope: ws_accept(choice.subprotocol)
+        routes = [("/ws", ["WS"], websocket(**hooks)(closer))]
+        return build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
+    app = App()
+
+    async def obj_closer() -> None:
+        await websocket.accept(choice.subprotocol)
+        await websocket.send("hi")
+        await websocket.close(choice.code, choice.reason)
+
+    app.websocket("/ws", **hooks)(obj_closer)
+    return app
+
+
+def run_choice(choice: Choice) -> tuple[Wire, BaseException | None]:
+    loop = VirtualLoop()
+
+    async def main() -> tuple[Wire, BaseException | None]:
+        wire = Wire([CONNECT], "never", 0.0, False, False)
+        scope = {**scope_for(True), "subprotocols": list(choice.requested)}
+        task = asyncio.ensure_future(choice_app(choice, wire)(scope, wire.receive, wire.send))
+        await asyncio.wait([task], timeout=SETTLE)
+        if not task.done():
+            task.cancel()
+            return wire, TimeoutError("did not return")
+        return wire, None if task.cancelled() else task.exception()
+
+    try:
+        with quiet():
+            return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+@FUZZ
+@given(
+    choice=st.builds(
+        Choice,
+        style=st.sampled_from(["gen", "obj"]),
+        requested=st.sampled_from([[], ["chat"], ["chat", "json"]]),
+        subprotocol=st.sampled_from([None, "chat", "json", "other"]),
+        code=st.sampled_from([1000, 1001, 1004, 1005, 1006, 1015, 2999, 3000, 4999, 5000, 0, 999, 65536])
+        | st.integers(0, 6000),
+        reason=st.sampled_from(["", "bye"]) | st.text(max_size=130),
+    )
+)
+@example(choice=Choice("gen", [], None, 1005, ""))
+@example(choice=Choice("obj", [], None, 1000, "é" * 100))
+@example(choice=Choice("gen", [], "chat", 1000, ""))
+def test_handler_choices_stay_valid_on_the_wire(choice: Choice) -> None:
+    """A close code that may not go on the wire (1004-1006, 1015, < 1000, >= 5000), a reason longer than the 123
+    bytes a close frame holds, a subprotocol the client did not ask for: the app never sends them as they are
+    (RFC 6455 sections 4.2.2, 5.5.1 and 7.4); it fixes or refuses them, and it still ends with a valid close."""
+    wire, error = run_choice(choice)
+    story = tell(wire.log)
+    assert error is None, f"the app raised {error!r}" + story
+    state = check_sent(wire.sent, True)
+    assert state in ("closed", "denied"), f"ended without a close ({state})" + story
+    for message in wire.sent:
+        if message.get("type") == "websocket.accept":
+            sub = message.get("subprotocol")
+            assert sub is None or sub in choice.requested, "accepted a subprotocol the client did not offer" + story
+    assert wire.hooks("on_close") == 1, "on_close count" + story
