@@ -237,6 +237,7 @@ GEN_SHAPES = [
     "raise_after_read",
     "raise_cancelled",
     "coroutine_once",
+    "yield_in_finally",
 ]
 OBJ_SHAPES = [
     "echo",
@@ -251,6 +252,7 @@ OBJ_SHAPES = [
     "json_echo",
     "deny_in_body",
     "swallow_disconnect",
+    "send_in_finally",
 ]
 
 
@@ -307,6 +309,16 @@ def generator_handler(shape: str) -> Callable[..., Any]:
             raise asyncio.CancelledError()
 
         return raise_cancelled
+    if shape == "yield_in_finally":
+
+        async def yield_in_finally(scope: dict[str, Any], receiver: Any) -> Any:
+            try:
+                async for message in receiver:
+                    yield ws_send(message)
+            finally:
+                yield ws_send("bye")  # a generator that yields while being closed: RuntimeError from aclose()
+
+        return yield_in_finally
     if shape == "coroutine_once":
 
         async def coroutine_once(scope: dict[str, Any], receiver: Any) -> None:
@@ -394,6 +406,16 @@ def object_handler(shape: str) -> Callable[..., Any]:
             await websocket.deny(401, b"not you")
 
         return deny_in_body
+    if shape == "send_in_finally":
+
+        async def send_in_finally() -> None:
+            try:
+                while True:
+                    await websocket.receive()
+            finally:
+                await websocket.send("bye")  # after the client left, or after a close: raises, must not escape
+
+        return send_in_finally
     if shape == "swallow_disconnect":
 
         async def swallow_disconnect() -> None:
