@@ -14,7 +14,7 @@ from .context import current_request
 from .handlers import ObjectHandler, SessionHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
 from .middlewares.origin import HostPolicy, OriginPolicy, host_refused, origin_refused, wrap_allowed_hosts
-from .routing import Router, check_call, check_methods, route_names
+from .routing import Router, check_call, check_methods, check_row, check_unique, route_names
 from .types import Handler, Hook, MiddlewareFactory, Request, Response, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -172,9 +172,9 @@ class App(Server):
 
     def _add(self, path: str, methods: list[str], handler: Handler) -> None:
         self._check_open()
-        table = [*self.table, (path, methods, handler)]
-        Router(table)  # a bad route (a duplicate, a handler of the wrong kind) fails here, leaving the app as it was
-        self.table = table
+        row = check_row((path, methods, handler))  # a bad route fails here, at declaration, leaving the app as is
+        check_unique([*self.table, row])
+        self.table.append(row)
 
     def _check_open(self) -> None:
         if self.compiled:

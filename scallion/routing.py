@@ -18,6 +18,7 @@ websocket handler under an HTTP method. An undecorated async generator function 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import re
 import uuid
@@ -109,6 +110,12 @@ def _compile(path: str, handler: Any = None) -> Route:
     parts.append(re.escape(path[position:]))
     route.regex = "".join(parts)
     return route
+
+
+@functools.lru_cache(maxsize=4096)
+def _regex(path: str) -> str:
+    """The regex of a well-formed path (an ``App`` checks its whole table on each declaration)."""
+    return _compile(path).regex
 
 
 def route_names(path: str, handler: Any = None) -> list[str]:
@@ -227,28 +234,48 @@ def check_handler(path: str, methods: Sequence[str], handler: Any, names: Sequen
     return handler  # type: ignore[no-any-return]
 
 
+Row = tuple[str, list[str], Handler]
+"""A checked routing-table row: ``(path, upper-case methods, handler as routed)``."""
+
+
+def check_row(entry: Any) -> Row:
+    """One ``(path, methods, handler)`` row, checked on its own (see the module docstring); the methods come
+    back upper-cased and an undecorated async generator under ``"WS"`` wrapped as ``@websocket``."""
+    if not isinstance(entry, tuple | list) or len(entry) != 3:
+        raise ValueError(f"bad route {entry!r}: expected (path, methods, handler)")
+    path, methods, handler = entry
+    methods = check_methods(path, methods, handler)
+    return path, methods, check_handler(path, methods, handler, route_names(path, handler))
+
+
+def check_unique(rows: Iterable[Row]) -> None:
+    """Refuse two handlers for one method of one path (or of paths that match the same requests, such as
+    ``/u/{id}`` and ``/u/{name}``): a ``ValueError`` naming both."""
+    owners: dict[tuple[str, str], tuple[str, Handler]] = {}  # (regex, method) -> (path, handler)
+    for path, methods, handler in rows:
+        regex = _regex(path)
+        for method in methods:
+            first = owners.get((regex, method))
+            if first is not None:
+                same = "" if first[0] == path else f" (which matches the same paths as {first[0]!r})"
+                raise ValueError(
+                    f"route {path!r}{same} has two {method} handlers: {handler_name(first[1])} and "
+                    f"{handler_name(handler)}; remove one, or give it another path or method"
+                )
+            owners[regex, method] = (path, handler)
+
+
 class Router:
-    """A compiled routing table: ``match(path, method)`` -> :class:`Match`, :class:`Mismatch` or ``None``."""
+    """A compiled routing table: ``match(path, method)`` -> :class:`Match`, :class:`Mismatch` or ``None``.
+    Every row is checked (:func:`check_row`, :func:`check_unique`): a mistake is a ``ValueError`` here."""
 
     def __init__(self, table: Iterable[tuple[str, Sequence[str], Handler]]) -> None:
+        rows = [check_row(entry) for entry in table]
+        check_unique(rows)
         routes: dict[str, Route] = {}
-        owners: dict[tuple[str, str], tuple[str, Handler]] = {}  # (regex, method) -> (path, handler)
-        for entry in table:
-            if not isinstance(entry, tuple | list) or len(entry) != 3:
-                raise ValueError(f"bad route {entry!r}: expected (path, methods, handler)")
-            path, methods, handler = entry
-            methods = check_methods(path, methods, handler)
-            route = routes.get(path) or routes.setdefault(path, _compile(path, handler))
-            handler = check_handler(path, methods, handler, route.names)
+        for path, methods, handler in rows:
+            route = routes.get(path) or routes.setdefault(path, _compile(path))
             for method in methods:
-                first = owners.get((route.regex, method))
-                if first is not None:
-                    same = "" if first[0] == path else f" (which matches the same paths as {first[0]!r})"
-                    raise ValueError(
-                        f"route {path!r}{same} has two {method} handlers: {handler_name(first[1])} and "
-                        f"{handler_name(handler)}; remove one, or give it another path or method"
-                    )
-                owners[route.regex, method] = (path, handler)
                 route.handlers[method] = handler
         self.routes = list(routes.values())
         self.static = {
