@@ -45,7 +45,10 @@ def wrap_routes(table: Iterable[tuple[str, Sequence[str], Handler]]) -> Middlewa
     A match calls the rest of the chain with that handler (route values as extra positional arguments, and
     by name in ``request["path_params"]``). No match passes the original handler on (e.g. ``standard_not_found``);
     a path that exists for other methods gets ``405`` with ``Allow`` (``426`` for a websocket-only path).
-    The table is compiled once, here; a malformed route raises ``ValueError``.
+    The table is compiled once, here, and every row checked: a malformed path, methods that are not a list of
+    method names, a handler that cannot take the route's values, two handlers for one path and method, or a
+    handler of the wrong kind for ``"WS"`` raises ``ValueError`` (see :mod:`scallion.routing`). An undecorated
+    async generator function under ``"WS"`` is treated as ``@websocket``.
     """
     router = Router(table)
 
