@@ -59,6 +59,7 @@ import msgspec
 
 from .context import current_websocket
 from .datastructures import ScopeView
+from .response import check_close_code
 from .types import Hook, Message, Receive, Request, Send
 
 logger = logging.getLogger("scallion")
@@ -291,11 +292,17 @@ class Connection(ScopeView):
         return False
 
     async def accept(self, subprotocol: str | None = None, headers: dict[str, str] | None = None) -> None:
-        """Complete the handshake; a second call on an open connection does nothing."""
+        """Complete the handshake; a second call on an open connection does nothing. ``subprotocol`` must be one the
+        client offered (``subprotocols``): a ``ValueError`` otherwise, as browsers refuse any other."""
         if self.state is not CONNECTING:
             if self.state is OPEN:
                 return
             raise WebSocketClosedError(f"cannot accept: the websocket is closed ({self.close_code})")
+        if subprotocol is not None and subprotocol not in (offered := self.subprotocols):
+            raise ValueError(
+                f"cannot accept with subprotocol {subprotocol!r}: the client offered "
+                f"{', '.join(map(repr, offered)) if offered else 'none'}; choose one of them or None"
+            )
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
             message["headers"] = encode_headers(headers)
@@ -505,7 +512,9 @@ class Connection(ScopeView):
 
     # -- closing --------------------------------------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with ``code``; before accept the client gets HTTP 403. A second call does nothing."""
+        """Close with ``code``; before accept the client gets HTTP 403. A second call does nothing. A code that may
+        not be sent (1004-1006, 1015, outside 1000-4999...) is a ``ValueError``."""
+        check_close_code(code)
         if self.state is CLOSED:
             return
         was = self.state
@@ -548,7 +557,10 @@ class Connection(ScopeView):
             self._task.cancel()
 
     def shutdown(self) -> None:
-        """Ask the handler to stop because the server is shutting down; the client then gets 1001."""
+        """Ask the handler to stop because the server is shutting down; the client then gets 1001 (HTTP 403 if the
+        handshake was not accepted yet). A connection whose handler has not started yet is stopped as it starts."""
+        if self._task is None:
+            self._cancelled_for = (GOING_AWAY, "server shutting down")
         self._cancel((GOING_AWAY, "server shutting down"))
 
     def _limit(self, code: int, reason: str) -> None:
@@ -635,17 +647,20 @@ class Connection(ScopeView):
         are, ``ws_close`` closes and ends the generator, anything else is a ``TypeError`` naming the handler.
         The generator is always closed, so its ``finally`` runs."""
         self._task = asyncio.current_task()
+        if self._cancelled_for is not None:  # shut down before it started
+            await self.close(*self._cancelled_for)
+            return await self._end(session)
         send = self._send
         current_websocket.set(self)  # the `websocket` object, in hooks and handler alike
         scope = self.scope
         foreign_cancel: asyncio.CancelledError | None = None
         try:
+            self._in_body = True  # from here on, a departure, shutdown or limit cancels this task
             if session.on_connect is not None:
                 await self._decide(await call_hook(session.on_connect, scope), session)
             if self.state is CONNECTING and session.accepts:
                 await self.accept()
             if self.state is not CLOSED:
-                self._in_body = True
                 if self.state is CONNECTING:
                     self._watch()  # a body that runs before its implicit accept must not miss a departure
                 try:

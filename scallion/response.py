@@ -90,8 +90,21 @@ def ws_send(data: str | bytes) -> dict[str, Any]:
     raise TypeError(f"ws_send takes str or bytes, not {type(data).__name__}")
 
 
+def check_close_code(code: object) -> int:
+    """``code`` if a server may send it in a close frame (RFC 6455 7.4: 1000-1003, 1007-1014, 3000-4999);
+    otherwise a ``ValueError`` saying which codes are allowed."""
+    if type(code) is int and (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        return code
+    raise ValueError(
+        f"{code!r} is not a close code a server may send: use 1000-1003 or 1007-1014 (RFC 6455), or 3000-4999 "
+        "for your application's own (1004-1006 and 1015 are reserved and never sent)"
+    )
+
+
 def ws_close(code: int = 1000, reason: str = "") -> dict[str, Any]:
-    """Close the websocket with ``code`` (and ``reason``); nothing can be sent after it."""
+    """Close the websocket with ``code`` (and ``reason``); nothing can be sent after it. A code that may not be sent
+    (see :func:`check_close_code`) is a ``ValueError`` here, where it is written."""
+    check_close_code(code)
     if reason:
         return {"type": "websocket.close", "code": code, "reason": reason}
     return {"type": "websocket.close", "code": code}

@@ -450,8 +450,12 @@ def make_hook(case: Case, wire: Wire, name: str, decide: Callable[[], Any] | Non
         return hook
 
     async def async_hook(scope: dict[str, Any]) -> Any:
-        if decide is DECISIONS.get("slow_accept"):
+        if decide is DECISIONS.get("slow_accept"):  # logged as it starts: a shutdown may cancel it while it waits
+            wire.hook(name)
             await asyncio.sleep(0.05)
+            if case.hook_fails == name:
+                raise ValueError(f"{name} failed")
+            return decide()
         return hook(scope)
 
     return async_hook

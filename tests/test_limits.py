@@ -367,7 +367,7 @@ async def test_an_exception_in_a_middleware_is_logged_as_the_middleware(caplog: 
 
         return broken
 
-    app = build_server(apply_middleware(wrap_broken, wrap_routes([("/", ["WS", "GET"], echo)]))(standard_not_found))
+    app = build_server(apply_middleware(wrap_broken, wrap_routes([("/", ["WS"], echo)]))(standard_not_found))
     with caplog.at_level(logging.ERROR, logger="scallion"):
         async with TestClient(app) as client:
             with pytest.raises(WebSocketDenied):
@@ -391,3 +391,82 @@ async def test_an_exception_in_a_route_handler_is_logged_as_the_handler(caplog: 
     assert "handler test_limits.test_an_exception_in_a_route_handler_is_logged_as_the_handler.<locals>.bad failed" in (
         caplog.text
     )
+
+
+# -- what may go on the wire ----------------------------------------------------------------------------
+@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2999, 5000, "1000"])
+async def test_close_codes_that_may_not_be_sent_are_refused_where_written(code: Any) -> None:
+    from scallion import ws_close
+
+    with pytest.raises(ValueError, match="not a close code a server may send"):
+        ws_close(code)
+    app = App()
+
+    @app.websocket("/close")
+    async def close() -> None:
+        await websocket.send("hi")
+        await websocket.close(code)
+
+    async with TestClient(app) as client, client.websocket("/close") as ws:
+        assert await ws.receive() == "hi"
+        assert await ws.wait_closed() == 1011  # the handler's ValueError
+
+
+async def test_accepting_a_subprotocol_the_client_did_not_offer_is_a_value_error() -> None:
+    app = App()
+    errors: list[str] = []
+
+    @app.websocket("/sub")
+    async def sub() -> None:
+        try:
+            await websocket.accept(subprotocol="chat.v2")
+        except ValueError as exc:
+            errors.append(str(exc))
+            await websocket.accept(subprotocol="chat.v1")
+        await websocket.send("ok")
+
+    async with TestClient(app) as client, client.websocket("/sub", subprotocols=["chat.v1"]) as ws:
+        assert await ws.receive() == "ok"
+        assert ws.subprotocol == "chat.v1"
+    assert errors == [
+        "cannot accept with subprotocol 'chat.v2': the client offered 'chat.v1'; choose one of them or None"
+    ]
+
+
+async def test_a_shutdown_during_the_handshake_closes_and_runs_on_close() -> None:
+    started = asyncio.Event()
+    events: list[str] = []
+
+    async def slow_connect(scope: dict[str, Any]) -> Any:
+        started.set()
+        await asyncio.sleep(30)
+        return ws_accept()
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+
+    from scallion import ws_accept
+
+    app = App(shutdown_timeout=2)
+
+    @app.websocket("/slow", on_connect=slow_connect, on_close=on_close)
+    async def slow() -> None:
+        await websocket.send("never")
+
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    inbox.put_nowait({"type": "websocket.connect"})
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/slow", "query_string": b"", "headers": [], "extensions": {}}
+    served = asyncio.create_task(app(scope, inbox.get, send))
+    await asyncio.wait_for(started.wait(), 2)
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    await asyncio.wait_for(app.close_websockets(), 3)
+    assert loop.time() - begun < 1  # not the whole shutdown_timeout
+    await asyncio.wait_for(served, 2)
+    assert [m["type"] for m in sent] == ["websocket.close"]  # refused: the client sees 403
+    assert events == ["on_close"]
