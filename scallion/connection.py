@@ -40,9 +40,11 @@ second (holding one second's worth; exceeded: close 1008) and, when ``idle_timeo
 last client message (exceeded: close 1001). The busy path pays one counter increment per message for both.
 A limit that trips cancels the handler, whose task then closes with the limit's code (:meth:`Connection.serve`).
 
-Sending yields to the event loop at least every ``SENDS_PER_YIELD`` messages: a server whose ``send`` completes
-without suspending (granian, once the client is gone; uvicorn, while its write buffer has room) would otherwise let
-a handler that sends in a loop starve the watchdog, every other connection and shutdown.
+Sending never starves the event loop. A server whose ``send`` completes without suspending (granian, once the
+client is gone; uvicorn, while its write buffer has room) would let a handler that sends in a loop keep the loop
+from the watchdog, every other connection and shutdown. So every ``SENDS_PER_CHECK`` sends of the process, a send
+looks whether the watchdog's tick is overdue (the loop has not had a turn for ``2 * WATCH_PERIOD``); while it is,
+every send gives the loop a turn. The busy path pays one counter per send; a loop that keeps its ticks never yields.
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ logger = logging.getLogger("scallion")
 WATCH_PERIOD = 0.025
 """Seconds between two looks of the watchdog: a departed client is noticed within about twice this."""
 
-SENDS_PER_YIELD = 64
-"""A handler's sends give the event loop a turn at least this often (see the module docstring)."""
+SENDS_PER_CHECK = 256
+"""Sends (by all connections of the process) between two checks that the event loop still gets its turns."""
 
 POLICY_VIOLATION = 1008
 """The close code of a client over a limit: message rate, read-ahead."""
@@ -194,6 +196,8 @@ class Watchdog:
         if not self.connections:
             self.timer = None
             return
+        global _sent
+        _sent = 0  # the loop had a turn
         now = self.loop.time()
         elapsed, self.last = now - self.last, now
         for connection in list(self.connections):  # a look may end a connection
@@ -202,6 +206,19 @@ class Watchdog:
 
 
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
+
+_sent = 0
+"""Sends since the event loop was last seen getting its turns (all connections of the process)."""
+
+
+async def _give_the_loop_a_turn() -> None:
+    """Called every ``SENDS_PER_CHECK`` sends: yield to the event loop if the watchdog's tick is overdue."""
+    global _sent
+    dog = _watchdogs.get(asyncio.get_running_loop())
+    if dog is not None and dog.timer is not None and dog.loop.time() < dog.last + 2 * WATCH_PERIOD:
+        _sent = 0  # the loop keeps its ticks: sends may go on
+        return
+    await asyncio.sleep(0)  # starved: every send yields until the tick has run
 
 
 def _watchdog() -> Watchdog:
@@ -257,13 +274,9 @@ class Connection(ScopeView):
         self._tokens = max_message_rate or 0.0
         self._quiet = 0.0
         """Seconds since the last client message, as of the last look."""
-        self._sends = 0
-        """Sends since the event loop last got a turn from :meth:`sent`."""
         self._direct = False
         """True while receive() may await the server directly: open, nothing read ahead, no reader task, and
         no receive in progress."""
-        self._looked = False
-        """Set by the watchdog, cleared by every receive: still True at the next look means an idle handler."""
         self._waiting = False
         """True while receive() may await the server directly: open, nothing read ahead, no reader task."""
         self._reader: asyncio.Future[Message] | None = None
@@ -349,12 +362,12 @@ class Connection(ScopeView):
     # receive() and __anext__() share everything but the exception that ends them; each keeps the hot path
     # (await the server directly) inline, because one more coroutine frame per message costs more than
     # scallion's whole per-message budget. ``_direct`` is False while that hot path awaits the server, so
-    # the watchdog leaves a reading connection alone; ``_looked`` tells it whether a message came since.
+    # the watchdog leaves a reading connection alone; ``_received`` tells it whether a message came since.
     async def receive(self) -> str | bytes:
         """The next client message (``str`` or ``bytes``); raises :class:`WebSocketDisconnect` when the
         connection is over (the client left, or scallion closed it)."""
         if self._direct:
-            self._direct = self._looked = False
+            self._direct = False
             try:
                 message = await self._receive()
             except BaseException:
@@ -381,7 +394,7 @@ class Connection(ScopeView):
     async def __anext__(self) -> str | bytes:
         """``async for message in connection`` ends when the connection is over."""
         if self._direct:
-            self._direct = self._looked = False
+            self._direct = False
             try:
                 message = await self._receive()
             except BaseException:
@@ -406,7 +419,6 @@ class Connection(ScopeView):
         """The slow path of receiving: read-ahead messages, a watchdog reader, implicit accept, closed."""
         if self._waiting or (self.state is OPEN and not self._buffer and self._reader is None):
             raise RuntimeError("receive() is already being awaited on this websocket")
-        self._looked = False
         if self._buffer:
             message = self._buffer.pop(0)
             self._buffered -= _size(message)
@@ -493,11 +505,10 @@ class Connection(ScopeView):
         except OSError as exc:  # the server saw the client go (uvicorn: ClientDisconnected)
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
-        if self._sends < SENDS_PER_YIELD:
-            self._sends += 1
-        else:  # give the event loop a turn (see the module docstring)
-            self._sends = 0
-            await asyncio.sleep(0)
+        global _sent
+        _sent += 1
+        if _sent > SENDS_PER_CHECK:
+            await _give_the_loop_a_turn()
 
     async def send_json(self, data: Any) -> None:
         """Send ``data`` encoded as JSON (msgspec) in a text message."""
@@ -593,9 +604,8 @@ class Connection(ScopeView):
                 return  # a receive is in progress, a reader is out or messages wait
         elif not (self.state is CONNECTING and self._in_body and self._reader is None and not self._waiting):
             return  # closed, or not yet running a body that could miss a departure
-        if not self._looked:
-            self._looked = True
-            return
+        if arrived:
+            return  # the handler read since the previous look
         self._start_reader()
 
     def _start_reader(self) -> None:
@@ -646,6 +656,7 @@ class Connection(ScopeView):
         awaited, or an async generator (seed 000) whose yields are sent: ``ws_send`` messages go out as they
         are, ``ws_close`` closes and ends the generator, anything else is a ``TypeError`` naming the handler.
         The generator is always closed, so its ``finally`` runs."""
+        global _sent
         self._task = asyncio.current_task()
         if self._cancelled_for is not None:  # shut down before it started
             await self.close(*self._cancelled_for)
@@ -679,11 +690,9 @@ class Connection(ScopeView):
                                         except OSError as exc:  # the server saw the client go (uvicorn)
                                             self._client_gone({"code": 1006})
                                             raise WebSocketDisconnect(1006, "connection lost") from exc
-                                        if self._sends < SENDS_PER_YIELD:
-                                            self._sends += 1
-                                        else:  # give the event loop a turn (see the module docstring)
-                                            self._sends = 0
-                                            await asyncio.sleep(0)
+                                        _sent += 1
+                                        if _sent > SENDS_PER_CHECK:  # the event loop gets its turns (docstring)
+                                            await _give_the_loop_a_turn()
                                         continue
                                 elif type(message) is dict and message.get("type") == "websocket.close":
                                     await self.close(message.get("code", 1000), message.get("reason", ""))
