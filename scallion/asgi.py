@@ -400,7 +400,7 @@ class Server:
                 import sys
 
                 if "granian" in sys.modules:  # granian stops before its lifespan shutdown: close websockets first
-                    from .cli import take_over_granian_signals
+                    from .granian_signals import take_over_granian_signals
 
                     take_over_granian_signals(self.close_websockets)
                 await send({"type": "lifespan.startup.complete"})

@@ -6,8 +6,7 @@ must run, the process must exit 0 (bare uvicorn on SIGTERM: -15, its own doing) 
 (5 s) and some slack, and each client must see the close code of its server:
 
 - ``scallion run`` (uvicorn or granian) and bare granian: 1001 (going away), sent by scallion before the server
-  stops (for granian, scallion's signal handler replaces granian's: see ``take_over_granian_signals`` in
-  scallion/cli.py);
+  stops (for granian, scallion's signal handler replaces granian's: see scallion/granian_signals.py);
 - bare uvicorn: 1012 (service restart), which uvicorn sends itself before the lifespan shutdown runs.
 
 Before the fix, granian lost them: its Rust server stopped first and, with websockets in flight, the worker aborted
