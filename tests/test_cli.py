@@ -5,9 +5,9 @@ when ``scallion run`` is stopped with SIGINT:
 
 - uvicorn (one process, ``--workers 2``, ``--reload``): close code 1001 (going away), because ``scallion run``
   closes scallion websockets before uvicorn's own shutdown would close them with 1012.
-- granian (2.8): granian drops open websocket connections without a close frame when it stops, before the ASGI
-  lifespan shutdown runs, so the client sees close code 1006 (abnormal closure, nothing received). Server side,
-  a send after that never completes, so the shutdown waits scallion's ``shutdown_timeout`` (5 s) first.
+- granian (2.8): 1001 as well: granian would drop open websocket connections without a close frame when it
+  stops, before the ASGI lifespan shutdown runs; scallion's signal handler closes them first
+  (scallion/granian_signals.py).
 
 Every wait polls a condition against a deadline; servers are stopped by PID (SIGINT, then SIGKILL).
 """
@@ -261,12 +261,12 @@ def test_uvicorn_shutdown_closes_websockets_with_1001(options: tuple[str, ...], 
     assert (received, close_code) == (1001, 1001), running.log()
 
 
-def test_granian_shutdown_drops_websockets_without_close_frame(app_dir: Path, elsewhere: Path) -> None:
-    """granian stops its Rust server (dropping the websocket connection, no close frame) before the ASGI
-    lifespan shutdown runs, so scallion cannot send 1001: the client sees 1006 (abnormal closure)."""
+def test_granian_shutdown_closes_websockets_with_1001(app_dir: Path, elsewhere: Path) -> None:
+    """granian would stop its Rust server (dropping the websocket connection, no close frame) before the ASGI
+    lifespan shutdown runs; scallion's signal handler closes the websockets with 1001 first."""
     with scallion_run(str(app_dir / "cliapp.py"), "--server", "granian", cwd=elsewhere) as running:
         received, close_code = close_seen_on_sigint(running)
-    assert (received, close_code) == (None, 1006), running.log()
+    assert (received, close_code) == (1001, 1001), running.log()
 
 
 # -- scallion routes -------------------------------------------------------------------------------------

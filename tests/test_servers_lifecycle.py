@@ -27,13 +27,11 @@ SHUTDOWN_CODE = {
     # shutdown in which scallion would close them with 1001 (uvicorn's protocols/websockets/*_impl.py shutdown()).
     "uvicorn-websockets-sansio": 1012,
     "uvicorn-wsproto": 1012,
-    # granian first hands a pending receive() `websocket.disconnect` 1005 (as when a client vanishes), then runs
-    # the lifespan shutdown while the sockets are still open; a `websocket.close` sent then never completes
-    # (granian issue #796): the client gets no close frame, only the TCP close once the app returns.
-    "granian": None,
+    # granian would stop its Rust server first (dropping the sockets without a close frame, and with websockets in
+    # flight aborting the worker); scallion's signal handler closes them with 1001 before (scallion/granian_signals.py).
+    "granian": 1001,
 }
-"""The close code the client sees when the server shuts down, per server (DESIGN.md says 1001); None: no
-close frame at all."""
+"""The close code the client sees when the server shuts down, per server (DESIGN.md says 1001)."""
 
 
 @pytest.fixture(scope="module", params=["gen", "obj"])
@@ -198,7 +196,7 @@ def shutdown(server_kind: str, style: str, tmp_path_factory: pytest.TempPathFact
 
 
 def test_server_shutdown_close_code(shutdown: dict[str, object], server_kind: str) -> None:
-    """What the client sees: SHUTDOWN_CODE (not 1001 on any of the three servers)."""
+    """What the client sees: SHUTDOWN_CODE (1001, but for bare uvicorn's own 1012)."""
     assert shutdown["codes"] == [SHUTDOWN_CODE[server_kind]] * 2, shutdown["log"]
     assert shutdown["returncode"] == 0, shutdown["log"]
 
@@ -211,12 +209,7 @@ def test_server_shutdown_stops_the_handlers(shutdown: dict[str, object]) -> None
 def test_server_shutdown_runs_on_close_only(shutdown: dict[str, object], server_kind: str) -> None:
     """DESIGN.md: server shutdown -> on_close, exactly once; seed 000: on_disconnect only when the client
     closed the socket, and here the server closes it. uvicorn tells the app with code 1012, which scallion
-    knows for the server's. granian gives a handler waiting in receive() the same ``websocket.disconnect``
-    (1005) as when a client drops the TCP connection, so there a reading handler may also see on_disconnect
-    (documented in docs/cli.md); on_close is still exactly once and last."""
+    knows for the server's; on granian scallion closes the sockets itself before granian stops."""
     for events in shutdown["events"]:  # type: ignore[attr-defined]
-        if server_kind == "granian":
-            assert hooks(events) in (["on_close"], ["on_disconnect", "on_close"]), shutdown["events"]
-        else:
-            assert hooks(events) == ["on_close"], f"{shutdown['events']}\n{shutdown['log']}"
+        assert hooks(events) == ["on_close"], f"{shutdown['events']}\n{shutdown['log']}"
         assert events[-1] == "done", events
