@@ -196,8 +196,7 @@ class Watchdog:
         if not self.connections:
             self.timer = None
             return
-        global _sent
-        _sent = 0  # the loop had a turn
+        _sends.count = 0  # the loop had a turn
         now = self.loop.time()
         elapsed, self.last = now - self.last, now
         for connection in list(self.connections):  # a look may end a connection
@@ -207,16 +206,24 @@ class Watchdog:
 
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
 
-_sent = 0
-"""Sends since the event loop was last seen getting its turns (all connections of the process)."""
+class _Sends:
+    """How many sends (of every connection of the process) since the event loop was last seen getting its turns;
+    one slotted attribute, the cheapest shared counter to bump on every send."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_sends = _Sends()
 
 
 async def _give_the_loop_a_turn() -> None:
     """Called every ``SENDS_PER_CHECK`` sends: yield to the event loop if the watchdog's tick is overdue."""
-    global _sent
     dog = _watchdogs.get(asyncio.get_running_loop())
     if dog is not None and dog.timer is not None and dog.loop.time() < dog.last + 2 * WATCH_PERIOD:
-        _sent = 0  # the loop keeps its ticks: sends may go on
+        _sends.count = 0  # the loop keeps its ticks: sends may go on
         return
     await asyncio.sleep(0)  # starved: every send yields until the tick has run
 
@@ -269,8 +276,7 @@ class Connection(ScopeView):
         self._buffered = 0
         """Bytes of the client messages in ``_buffer``."""
         self._received = 0
-        """Client events received so far; the watchdog's books (rate, idle) compare it between looks."""
-        self._counted = 0
+        """Client events received since the watchdog's previous look (rate and idle limits, idle handler)."""
         self._tokens = max_message_rate or 0.0
         self._quiet = 0.0
         """Seconds since the last client message, as of the last look."""
@@ -377,11 +383,11 @@ class Connection(ScopeView):
             self._received += 1
         else:
             message = await self._next_message()
-        if message.get("type") == "websocket.receive":
+        if message["type"] == "websocket.receive":
             data = message.get("text")
-            if data.__class__ is not str:
+            if data is None:
                 data = message.get("bytes")
-                if data.__class__ is not bytes:
+                if type(data) is not bytes:
                     data = await self._odd_data(message)
             if len(data) <= self.max_message_size:
                 return data
@@ -404,11 +410,11 @@ class Connection(ScopeView):
             self._received += 1
         else:
             message = await self._next_message()
-        if message.get("type") == "websocket.receive":
+        if message["type"] == "websocket.receive":
             data = message.get("text")
-            if data.__class__ is not str:
+            if data is None:
                 data = message.get("bytes")
-                if data.__class__ is not bytes:
+                if type(data) is not bytes:
                     data = await self._odd_data(message)
             if len(data) <= self.max_message_size:
                 return data
@@ -505,9 +511,8 @@ class Connection(ScopeView):
         except OSError as exc:  # the server saw the client go (uvicorn: ClientDisconnected)
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
-        global _sent
-        _sent += 1
-        if _sent > SENDS_PER_CHECK:
+        _sends.count += 1
+        if _sends.count > SENDS_PER_CHECK:
             await _give_the_loop_a_turn()
 
     async def send_json(self, data: Any) -> None:
@@ -586,9 +591,9 @@ class Connection(ScopeView):
     def look(self, elapsed: float) -> None:
         """Called by the watchdog every ``WATCH_PERIOD`` (``elapsed`` seconds since its previous look): keep the
         books of the rate and idle limits, and start a reader if the handler has not read since the last look."""
-        arrived = self._received - self._counted
+        arrived = self._received
         if arrived:
-            self._counted = self._received
+            self._received = 0  # small ints are not allocated: keep the counter low
             self._quiet = 0.0
         else:
             self._quiet += elapsed
@@ -656,7 +661,7 @@ class Connection(ScopeView):
         awaited, or an async generator (seed 000) whose yields are sent: ``ws_send`` messages go out as they
         are, ``ws_close`` closes and ends the generator, anything else is a ``TypeError`` naming the handler.
         The generator is always closed, so its ``finally`` runs."""
-        global _sent
+        sends = _sends
         self._task = asyncio.current_task()
         if self._cancelled_for is not None:  # shut down before it started
             await self.close(*self._cancelled_for)
@@ -690,8 +695,8 @@ class Connection(ScopeView):
                                         except OSError as exc:  # the server saw the client go (uvicorn)
                                             self._client_gone({"code": 1006})
                                             raise WebSocketDisconnect(1006, "connection lost") from exc
-                                        _sent += 1
-                                        if _sent > SENDS_PER_CHECK:  # the event loop gets its turns (docstring)
+                                        sends.count += 1
+                                        if sends.count > SENDS_PER_CHECK:  # the loop gets its turns (docstring)
                                             await _give_the_loop_a_turn()
                                         continue
                                 elif type(message) is dict and message.get("type") == "websocket.close":
