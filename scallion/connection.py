@@ -206,6 +206,7 @@ class Watchdog:
 
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
 
+
 class _Sends:
     """How many sends (of every connection of the process) since the event loop was last seen getting its turns;
     one slotted attribute, the cheapest shared counter to bump on every send."""
