@@ -2,15 +2,18 @@
 
 from .app import App
 from .asgi import build_server, standard_not_found
-from .connection import Connection, WebSocketClosedError, WebSocketDisconnect
+from .connection import Connection, InvalidMessage, WebSocketClosedError, WebSocketDisconnect
 from .context import request
 from .handlers import websocket
 from .response import ws_accept, ws_close, ws_deny, ws_send
+from .uploads import UploadFile
 
 __all__ = [
     "App",
     "Connection",
+    "InvalidMessage",
     "WebSocketClosedError",
+    "UploadFile",
     "WebSocketDisconnect",
     "build_server",
     "request",

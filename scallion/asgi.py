@@ -340,7 +340,7 @@ class Server:
             result = await handler(request)
         except Exception as exc:
             logger.exception("%s failed on websocket %s", culprit(request, exc), scope.get("path"))
-            await connection.close()
+            await connection.crash()  # a server-side error: HTTP 500, not the 403 of a refusal
             return connection, None
         if is_response(result):
             await connection.deny(result["status"], result.get("body", b""), result.get("headers"))
@@ -352,7 +352,7 @@ class Server:
                 type(result).__name__,
                 scope.get("path"),
             )
-            await connection.close()
+            await connection.crash()
             return connection, None
         return connection, result
 

@@ -107,6 +107,22 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
 
+class InvalidMessage(ValueError):
+    """A client message that is not valid JSON, or does not match the type asked for, received with
+    ``on_error="raise"`` (or ``"yield"``): the connection stays open, so the handler can answer and go on.
+    ``reason`` says what is wrong (msgspec's words, naming the field), ``data`` is the message as received."""
+
+    def __init__(self, reason: str, data: str | bytes) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.data = data
+
+
+ON_ERROR = ("close", "raise", "yield")
+"""What a typed receive does with an invalid message: close 1007 (the default), raise :class:`InvalidMessage`, or
+(only for the :meth:`Connection.json` iterator) yield the :class:`InvalidMessage` as an item."""
+
+
 class WebSocketClosedError(RuntimeError):
     """Raised when sending on, or accepting, a connection that is already closed."""
 
@@ -351,19 +367,22 @@ class Connection(ScopeView):
         self._direct = False
         self.close_code = status
         payload = body.encode() if isinstance(body, str) else body
-        if "websocket.http.response" in (self.scope.get("extensions") or {}):
-            raw = encode_headers(headers)
-            if payload and not any(k == b"content-type" for k, _ in raw):
-                raw.append((b"content-type", b"text/plain; charset=utf-8"))
-            raw.append((b"content-length", str(len(payload)).encode()))
-            await self._send({"type": "websocket.http.response.start", "status": status, "headers": raw})
-            await self._send({"type": "websocket.http.response.body", "body": payload})
-        elif status == 503:  # "come back later" survives without the extension as close 1013 (try again later)
-            await self._send({"type": "websocket.accept"})
-            reason = _fit_reason(payload.decode("utf-8", "replace"))
-            await self._send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": reason})
-        else:
-            await self._send({"type": "websocket.close", "code": 1000})
+        try:
+            if "websocket.http.response" in (self.scope.get("extensions") or {}):
+                raw = encode_headers(headers)
+                if payload and not any(k == b"content-type" for k, _ in raw):
+                    raw.append((b"content-type", b"text/plain; charset=utf-8"))
+                raw.append((b"content-length", str(len(payload)).encode()))
+                await self._send({"type": "websocket.http.response.start", "status": status, "headers": raw})
+                await self._send({"type": "websocket.http.response.body", "body": payload})
+            elif status == 503:  # "come back later" survives without the extension as close 1013 (try again later)
+                await self._send({"type": "websocket.accept"})
+                reason = _fit_reason(payload.decode("utf-8", "replace"))
+                await self._send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": reason})
+            else:
+                await self._send({"type": "websocket.close", "code": 1000})
+        except OSError:
+            self.client_closed = True  # the client left during the handshake; nobody is there to refuse
 
     # -- receiving ------------------------------------------------------------------------------------
     # receive() and __anext__() share everything but the exception that ends them; each keeps the hot path
@@ -481,15 +500,34 @@ class Connection(ScopeView):
         )
         await self.close(INTERNAL_ERROR, "server protocol error")
 
-    async def receive_json(self, type: Any = Any) -> Any:
-        """The next message decoded as JSON (validated against ``type`` if given); bad JSON closes with 1007."""
+    async def receive_json(self, type: Any = Any, on_error: str = "close") -> Any:
+        """The next message decoded as JSON, validated against ``type`` (any msgspec type: a ``Struct``, a
+        ``TypedDict``, ``list[int]``...). A message that is not valid JSON or not a ``type`` closes with 1007
+        (``on_error="close"``, the default) or raises :class:`InvalidMessage` (``on_error="raise"``), keeping the
+        connection open."""
+        if on_error != "close" and on_error != "raise":
+            raise ValueError(f'receive_json(on_error=...) takes "close" or "raise", not {on_error!r}')
         data = await self.receive()
         try:
             return msgspec.json.decode(data, type=type)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self.fail(1007, f"invalid JSON: {exc}")
+        except msgspec.ValidationError as exc:  # valid JSON, not a `type`
+            reason = f"invalid message: {exc}"
+        except msgspec.DecodeError as exc:
+            reason = f"invalid JSON: {exc}"
         except RecursionError:
-            await self.fail(1007, "invalid JSON: nested too deeply")
+            reason = "invalid JSON: nested too deeply"
+        if on_error == "raise":
+            raise InvalidMessage(reason, data)
+        await self.fail(1007, reason)
+
+    def json(self, type: Any = Any, on_error: str = "close") -> JSONMessages:
+        """The client's messages decoded as JSON (validated against ``type``), as an async iterator that ends when
+        the connection does: ``async for say in receiver.json(Say)``, or ``merge(receiver.json(Say), subscription)``.
+        An invalid message closes with 1007 (``"close"``), raises :class:`InvalidMessage` (``"raise"``, which ends
+        an ``async for``) or is yielded as an :class:`InvalidMessage` item (``"yield"``), the loop going on."""
+        if on_error not in ON_ERROR:
+            raise ValueError(f"json(on_error=...) takes one of {', '.join(map(repr, ON_ERROR))}, not {on_error!r}")
+        return JSONMessages(self, type, on_error)
 
     # -- sending --------------------------------------------------------------------------------------
     async def send(self, data: str | bytes) -> None:
@@ -547,6 +585,14 @@ class Connection(ScopeView):
                 await self._send(message)
         except (OSError, TimeoutError):
             pass  # the client is already gone
+
+    async def crash(self) -> None:
+        """End the connection because of a server-side error: close 1011 after accept; before accept, answer the
+        handshake with HTTP 500 (a close, which the client sees as 403, where the server lacks the extension)."""
+        if self.state is CONNECTING:
+            await self.deny(500, "Internal Server Error")
+        else:
+            await self.close(INTERNAL_ERROR, "internal error")
 
     async def fail(self, code: int, reason: str) -> NoReturn:
         """Close with ``code`` because of bad client input, then raise :class:`WebSocketDisconnect`."""
@@ -722,10 +768,10 @@ class Connection(ScopeView):
                 await self.close(GOING_AWAY)
             else:  # the handler raised CancelledError itself (say, awaiting a task that was cancelled)
                 logger.exception("websocket handler %s failed: it raised CancelledError", session.name)
-                await self.close(INTERNAL_ERROR, "internal error")
+                await self.crash()
         except Exception:
             logger.exception("websocket handler %s failed", session.name)
-            await self.close(1011, "internal error")
+            await self.crash()
         finally:
             await self._end(session)
         if foreign_cancel is not None:
@@ -759,3 +805,26 @@ class Connection(ScopeView):
             await call_hook(hook, self.scope)
         except Exception:
             logger.exception("websocket hook %s of %s failed", getattr(hook, "__qualname__", hook), session.name)
+
+
+class JSONMessages:
+    """``connection.json(type, on_error)``: the client's messages decoded and validated, until the connection ends."""
+
+    def __init__(self, connection: Connection, type: Any, on_error: str) -> None:
+        self.connection = connection
+        self.type = type
+        self.on_error = on_error
+
+    def __aiter__(self) -> JSONMessages:
+        return self
+
+    async def __anext__(self) -> Any:
+        on_error = self.on_error
+        try:
+            return await self.connection.receive_json(self.type, "close" if on_error == "close" else "raise")
+        except WebSocketDisconnect:
+            raise StopAsyncIteration from None
+        except InvalidMessage as invalid:
+            if on_error == "yield":
+                return invalid
+            raise

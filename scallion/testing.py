@@ -34,6 +34,10 @@ T = TypeVar("T")
 _json_encode = msgspec.json.Encoder().encode
 
 
+class WebSocketProtocolError(Exception):
+    """The application answered the handshake in a way real clients refuse (a subprotocol nobody offered)."""
+
+
 class WebSocketDenied(Exception):
     """The application refused the websocket handshake with an HTTP response."""
 
@@ -370,6 +374,13 @@ class TestWebSocket:
         message = await self._next(None)
         if message["type"] == "websocket.accept":
             self.subprotocol = message.get("subprotocol")
+            offered = list(self.scope.get("subprotocols") or ())
+            if self.subprotocol is not None and self.subprotocol not in offered:
+                await self._finish_after_refusing()
+                raise WebSocketProtocolError(
+                    f"the application accepted with subprotocol {self.subprotocol!r}, which the client did not offer "
+                    f"({offered or 'none'}): browsers and websocket clients fail such a handshake"
+                )
             self.accept_headers = {k.decode().lower(): v.decode() for k, v in message.get("headers") or []}
             return self
         await self._finish()
@@ -385,6 +396,11 @@ class TestWebSocket:
             headers = {k.decode().lower(): v.decode() for k, v in message.get("headers") or []}
             raise WebSocketDenied(message["status"], body, headers)
         raise RuntimeError(f"unexpected first websocket message {message!r}")
+
+    async def _finish_after_refusing(self) -> None:
+        self._client_closed = True
+        await self._to_app.put({"type": "websocket.disconnect", "code": 1006})
+        await self._finish()
 
     async def __aexit__(self, *exc: object) -> None:
         if self.close_code is None and not self._client_closed:

@@ -113,11 +113,13 @@ async def test_exception_after_accept_closes_with_1011_and_logs(server: RunningS
 
 
 # -- exception or refusal before accept -------------------------------------------------------------------
-async def test_exception_before_accept_is_http_403(server: RunningServer) -> None:
+async def test_exception_before_accept_is_http_500(server: RunningServer) -> None:
+    """A server-side bug before accept is not a refusal: HTTP 500 through the denial extension (issue 10), so a
+    client can tell it from an auth refusal's 403."""
     key = new_key()
     mark = server.log_mark()
     response = await handshake_refused(server.ws(f"/fail_before?key={key}"))
-    assert response.status_code == 403
+    assert response.status_code == 500
     assert await server.wait_events(key) == ["on_close", "done"]
     log = await server.wait_for_log(f"RuntimeError: boom before accept {key}", since=mark)
     assert "Traceback (most recent call last)" in log

@@ -277,7 +277,8 @@ async def test_generator_yielding_a_wrong_type_is_1011_naming_the_handler(caplog
 
 
 @pytest.mark.parametrize(
-    ("path", "status", "body"), [("/refuse", 403, b""), ("/broken", 403, b""), ("/deny", 401, b"who are you?")]
+    ("path", "status", "body"),
+    [("/refuse", 403, b""), ("/broken", 500, b"Internal Server Error"), ("/deny", 401, b"who are you?")],
 )
 async def test_refusals_before_accept(path: str, status: int, body: bytes) -> None:
     rec = Recorder()
@@ -289,7 +290,7 @@ async def test_refusals_before_accept(path: str, status: int, body: bytes) -> No
     assert rec.events == ["on_close"]
 
 
-@pytest.mark.parametrize(("path", "status"), [("/early", 403), ("/denied", 402)])
+@pytest.mark.parametrize(("path", "status"), [("/early", 500), ("/denied", 402)])
 async def test_object_style_refusals(path: str, status: int) -> None:
     rec = Recorder()
     async with TestClient(object_app(rec)) as client:
