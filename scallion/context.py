@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .datastructures import QueryParams, ScopeView, parse_query
 from .errors import decode_json
 from .types import Request as RequestDict
+from .uploads import Files, close_files_when_done, is_multipart, parse_multipart
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -42,14 +43,37 @@ class Request(ScopeView):
 
     @property
     def body_params(self) -> QueryParams:
-        """Urlencoded form fields (``form_params`` if ``wrap_parameters`` ran); missing names read as ``None``."""
+        """Form fields of an urlencoded or ``multipart/form-data`` body (``form_params`` if ``wrap_parameters``
+        ran); missing names read as ``None``. A malformed multipart body raises
+        :class:`~scallion.errors.BadRequest`: uncaught, the client gets 400."""
         form = self.scope.get("form_params")
         if isinstance(form, QueryParams):
             return form
         content_type = self.headers.get("content-type", "")
         if content_type.startswith("application/x-www-form-urlencoded"):
             return parse_query(self.body)
+        if is_multipart(content_type):
+            return self._multipart(content_type)[0]
         return QueryParams()
+
+    @property
+    def files(self) -> Files:
+        """The uploaded files of a ``multipart/form-data`` body by field name: :class:`~scallion.uploads.UploadFile`
+        (a repeated name -> ``list``); ``{}`` for other bodies. Parsed once (with ``body_params``) and closed
+        when the request ends. A malformed body raises :class:`~scallion.errors.BadRequest` (400)."""
+        files = self.scope.get("files")
+        if isinstance(files, dict):
+            return files
+        content_type = self.headers.get("content-type", "")
+        return self._multipart(content_type)[1] if is_multipart(content_type) else {}
+
+    def _multipart(self, content_type: str) -> tuple[QueryParams, Files]:
+        """Parse the multipart body once: cached as ``form_params`` and ``files`` on the request dict."""
+        form, files = parse_multipart(self.body, content_type)
+        self.scope["form_params"] = form
+        self.scope["files"] = files
+        close_files_when_done(files)
+        return form, files
 
     async def json(self) -> Any:
         """The body decoded as JSON (``json`` if ``wrap_json`` ran). A malformed or too deeply nested body raises
@@ -110,4 +134,4 @@ class _RequestProxy(_RequestView):
 
 request = _RequestProxy()
 """The HTTP request being handled by an ``App`` route (``method``, ``path``, ``headers``, ``cookies``,
-``query_params``, ``body_params``, ``await request.json()``)."""
+``query_params``, ``body_params``, ``files``, ``await request.json()``)."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 import msgspec
@@ -93,6 +94,66 @@ def _split(path: str, query: dict[str, Any] | None) -> tuple[str, bytes]:
         extra = urlencode(query, doseq=True)
         query_string = f"{query_string}&{extra}" if query_string else extra
     return path, query_string.encode()
+
+
+FileContent = bytes | str | IO[bytes]
+"""A file's content for :func:`encode_multipart`: bytes, text (sent as UTF-8) or a binary file object."""
+FileSpec = (
+    FileContent | tuple[str, FileContent] | tuple[str, FileContent, str] | tuple[str, FileContent, str, dict[str, str]]
+)
+"""One file: its content, or ``(filename, content)``, ``(filename, content, content_type)``,
+``(filename, content, content_type, extra_headers)``."""
+FilesArgument = Mapping[str, FileSpec | list[FileSpec]] | Sequence[tuple[str, FileSpec]]
+"""``files=``: ``{field: spec}`` (a list of specs repeats the field) or ``[(field, spec), ...]``."""
+
+
+def _quote_param(value: str) -> str:
+    # As browsers do (WHATWG HTML, multipart/form-data encoding): escape quote, CR and LF in names.
+    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def encode_multipart(data: Mapping[str, Any], files: FilesArgument, boundary: str | None = None) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body of the fields ``data`` (a list value repeats the field) and ``files``,
+    as a browser sends it: ``(body, content_type)``. A file without a filename is sent as ``upload``, without a
+    content type as ``application/octet-stream``."""
+    boundary = boundary or f"scallion-{secrets.token_hex(16)}"
+    out = bytearray()
+
+    def part(disposition: str, headers: dict[str, str], content: bytes) -> None:
+        out.extend(f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n".encode())
+        for name, value in headers.items():
+            out.extend(f"{name}: {value}\r\n".encode())
+        out.extend(b"\r\n")
+        out.extend(content)
+        out.extend(b"\r\n")
+
+    for name, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            part(f'name="{_quote_param(name)}"', {}, str(item).encode())
+    pairs = list(files.items()) if isinstance(files, Mapping) else list(files)
+    for name, specs in pairs:
+        for spec in specs if isinstance(specs, list) else [specs]:
+            filename, content_type, headers = "upload", "application/octet-stream", {}
+            content: Any = spec
+            if isinstance(spec, tuple):
+                filename, content = spec[0], spec[1]
+                if len(spec) > 2:
+                    content_type = spec[2]
+                if len(spec) > 3:
+                    headers = spec[3]
+            if isinstance(content, str):
+                raw = content.encode()
+            elif isinstance(content, bytes | bytearray):
+                raw = bytes(content)
+            else:
+                raw = content.read()
+            part(
+                f'name="{_quote_param(name)}"; filename="{_quote_param(filename)}"',
+                {"Content-Type": content_type, **headers},
+                raw,
+            )
+    out.extend(f"--{boundary}--\r\n".encode())
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
 class TestClient:
@@ -172,14 +233,19 @@ class TestClient:
         body: bytes | str = b"",
         json: Any = None,
         data: dict[str, Any] | None = None,
+        files: FilesArgument | None = None,
         query: dict[str, Any] | None = None,
         chunks: list[bytes] | None = None,
     ) -> Response:
-        """Send one request; ``json=`` / ``data=`` (urlencoded form) / ``body=`` / ``chunks=`` set the body."""
+        """Send one request; ``json=`` / ``data=`` (urlencoded form) / ``body=`` / ``chunks=`` set the body.
+        ``files=`` sends a ``multipart/form-data`` body of those files plus the fields of ``data=`` (see
+        :func:`encode_multipart`)."""
         extra: dict[str, str] = {}
         if json is not None:
             body = _json_encode(json)
             extra["content-type"] = "application/json"
+        elif files is not None:
+            body, extra["content-type"] = encode_multipart(data or {}, files)
         elif data is not None:
             body = urlencode(data, doseq=True).encode()
             extra["content-type"] = "application/x-www-form-urlencoded"
