@@ -12,7 +12,8 @@
 that subscription never started.
 """
 
-from .broker import Broker, BrokerUnavailable, Message, Subscription, SubscriptionOverflow
+from .broker import Broker, BrokerUnavailable, Membership, Message, Presence, Subscription, SubscriptionOverflow
+from .history import History
 from .memory import MemoryBroker
 from .merge import merge
 from .redis import RedisBroker
@@ -20,8 +21,11 @@ from .redis import RedisBroker
 __all__ = [
     "Broker",
     "BrokerUnavailable",
+    "History",
+    "Membership",
     "MemoryBroker",
     "Message",
+    "Presence",
     "RedisBroker",
     "Subscription",
     "SubscriptionOverflow",

@@ -105,7 +105,7 @@ class RedisBroker(Broker):
             raise self._unavailable(exc) from exc
 
     # -- subscribing --------------------------------------------------------------------------------------
-    async def attach(self, subscription: Subscription) -> None:
+    async def attach(self, subscription: Subscription[Any]) -> None:
         await super().attach(subscription)  # listen() subscribes the channels new to this process
         try:
             if self._pubsub is None:  # its channels were wanted already, but the connection is down
