@@ -16,6 +16,7 @@ from typing import Any
 from .connection import Connection, Session, call_hook, encode_headers
 from .datastructures import headers_dict
 from .errors import BadRequest
+from .log import client_log
 from .types import Handler, Message, Receive, Request, Response, Scope, Send
 
 logger = logging.getLogger("scallion")
@@ -251,7 +252,7 @@ class Server:
             if type(response) is not dict or type(response.get("status")) is not int:
                 response = self._not_a_response(request, response)
         except BadRequest as exc:  # bad client input, such as a malformed JSON body: no traceback
-            logger.info("400 for %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            client_log.info(scope, None, "400 for %s %s: %s", scope.get("method"), scope.get("path"), exc)
             response = _plain(exc.status, f"Bad Request: {exc}")
         except Exception as exc:
             logger.exception("%s failed on %s %s", culprit(request, exc), scope.get("method"), scope.get("path"))

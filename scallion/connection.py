@@ -61,6 +61,8 @@ import msgspec
 
 from .context import current_websocket
 from .datastructures import ScopeView
+from .log import client_log
+from .response import built as ws_send_built
 from .response import check_close_code
 from .types import Hook, Message, Receive, Request, Send
 
@@ -162,6 +164,15 @@ def _size(message: Message) -> int:
         return len(data) if data is not None else 0
     except TypeError:
         return 0
+
+
+def _is_send(message: Any) -> bool:
+    """True for a valid ``websocket.send`` dict (one ``str`` text or ``bytes`` bytes)."""
+    return (
+        type(message) is dict
+        and message.get("type") == "websocket.send"
+        and (type(message.get("text")) is str or type(message.get("bytes")) is bytes)
+    )
 
 
 def _not_a_message(name: str, value: Any) -> TypeError:
@@ -596,7 +607,7 @@ class Connection(ScopeView):
 
     async def fail(self, code: int, reason: str) -> NoReturn:
         """Close with ``code`` because of bad client input, then raise :class:`WebSocketDisconnect`."""
-        logger.warning("closing websocket %s with %d: %s", self.scope.get("path"), code, reason)
+        client_log.info(self.scope, self, "closing websocket %s with %d: %s", self.scope.get("path"), code, reason)
         await self.close(code, reason)
         raise WebSocketDisconnect(code, reason)
 
@@ -630,8 +641,12 @@ class Connection(ScopeView):
         """A limit tripped (rate, read-ahead, size, idle) or the server broke the protocol: the handler is
         cancelled and the connection closes with ``code``."""
         if self._cancelled_for is None and self.state is not CLOSED and self._in_body:
-            log = logger.error if code == INTERNAL_ERROR else logger.warning
-            log("closing websocket %s with %d: %s", self.scope.get("path"), code, reason)
+            if code == INTERNAL_ERROR:  # the server broke the protocol: a bug on the server side
+                logger.error("closing websocket %s with %d: %s", self.scope.get("path"), code, reason)
+            else:  # the client's doing: INFO, rate-limited
+                client_log.info(
+                    self.scope, self, "closing websocket %s with %d: %s", self.scope.get("path"), code, reason
+                )
             self._cancel((code, reason))
 
     # -- disconnect watching --------------------------------------------------------------------------
@@ -709,6 +724,7 @@ class Connection(ScopeView):
         are, ``ws_close`` closes and ends the generator, anything else is a ``TypeError`` naming the handler.
         The generator is always closed, so its ``finally`` runs."""
         sends = _sends
+        built = ws_send_built
         self._task = asyncio.current_task()
         if self._cancelled_for is not None:  # shut down before it started
             await self.close(*self._cancelled_for)
@@ -733,23 +749,22 @@ class Connection(ScopeView):
                     else:  # the seed-000 driver, inline: a helper coroutine would cost on every message
                         try:
                             async for message in body:
-                                if type(message) is dict and message.get("type") == "websocket.send":
-                                    if type(message.get("text")) is str or type(message.get("bytes")) is bytes:
-                                        if self.state is not OPEN:
-                                            self._not_open()
-                                        try:
-                                            await send(message)
-                                        except OSError as exc:  # the server saw the client go (uvicorn)
-                                            self._client_gone({"code": 1006})
-                                            raise WebSocketDisconnect(1006, "connection lost") from exc
-                                        sends.count += 1
-                                        if sends.count > SENDS_PER_CHECK:  # the loop gets its turns (docstring)
-                                            await _give_the_loop_a_turn()
-                                        continue
-                                elif type(message) is dict and message.get("type") == "websocket.close":
-                                    await self.close(message.get("code", 1000), message.get("reason", ""))
-                                    break  # nothing is sent after ws_close: the generator is closed below
-                                raise _not_a_message(session.name, message)
+                                # ws_send's own dict was checked when it was built: only others are checked here
+                                if message is not built.message and not _is_send(message):
+                                    if type(message) is dict and message.get("type") == "websocket.close":
+                                        await self.close(message.get("code", 1000), message.get("reason", ""))
+                                        break  # nothing is sent after ws_close: the generator is closed below
+                                    raise _not_a_message(session.name, message)
+                                if self.state is not OPEN:
+                                    self._not_open()
+                                try:
+                                    await send(message)
+                                except OSError as exc:  # the server saw the client go (uvicorn)
+                                    self._client_gone({"code": 1006})
+                                    raise WebSocketDisconnect(1006, "connection lost") from exc
+                                sends.count += 1
+                                if sends.count > SENDS_PER_CHECK:  # the loop gets its turns (docstring)
+                                    await _give_the_loop_a_turn()
                         finally:
                             await body.aclose()
                 finally:
