@@ -78,12 +78,28 @@ def filestream(
     return {"status": status, "headers": merged, "stream": _file_chunks(name, chunk_size)}
 
 
+class _Built:
+    """The message :func:`ws_send` built last. The connection core sends a yielded message that is this very
+    dict without checking it again (it was checked here); any other yielded value is checked in full."""
+
+    __slots__ = ("message",)
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] | None = None
+
+
+built = _Built()
+
+
 def ws_send(data: str | bytes) -> dict[str, Any]:
     """A websocket message to send: ``{"type": "websocket.send", "text"|"bytes": data}``."""
+    message: dict[str, Any]
     if type(data) is str:
-        return {"type": "websocket.send", "text": data}
+        built.message = message = {"type": "websocket.send", "text": data}
+        return message
     if type(data) is bytes:
-        return {"type": "websocket.send", "bytes": data}
+        built.message = message = {"type": "websocket.send", "bytes": data}
+        return message
     if isinstance(data, (str, bytes)):
         key = "text" if isinstance(data, str) else "bytes"
         return {"type": "websocket.send", key: data}
