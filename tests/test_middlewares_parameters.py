@@ -43,6 +43,14 @@ async def test_form_params_and_merge_form_wins() -> None:
     assert body["params"] == {"a": "form", "only": "q", "tags": ["x", "y"], "ü": "ß"}
 
 
+async def test_multipart_fields_are_form_params_too() -> None:
+    async with TestClient(server) as client:
+        response = await client.post("/?a=query&only=q", data={"a": "form", "tags": ["x", "y"]}, files={"f": b"1"})
+    body = response.json()
+    assert body["form_params"] == {"a": "form", "tags": ["x", "y"]}
+    assert body["params"] == {"a": "form", "only": "q", "tags": ["x", "y"]}
+
+
 async def test_form_needs_the_form_content_type() -> None:
     async with TestClient(server) as client:
         response = await client.post("/", body=b"a=1", headers={"content-type": "text/plain"})
