@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .datastructures import QueryParams, ScopeView, parse_query
 from .errors import decode_json
 from .types import Request as RequestDict
-from .uploads import Files, close_files_when_done, is_multipart, parse_multipart
+from .uploads import UploadFiles, close_files_when_done, is_multipart, parse_multipart
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -57,17 +57,18 @@ class Request(ScopeView):
         return QueryParams()
 
     @property
-    def files(self) -> Files:
+    def files(self) -> UploadFiles:
         """The uploaded files of a ``multipart/form-data`` body by field name: :class:`~scallion.uploads.UploadFile`
-        (a repeated name -> ``list``); ``{}`` for other bodies. Parsed once (with ``body_params``) and closed
-        when the request ends. A malformed body raises :class:`~scallion.errors.BadRequest` (400)."""
+        (a repeated name -> ``list``, a missing name reads as ``None``); empty for other bodies. Parsed once
+        (with ``body_params``) and closed when the request ends. A malformed body raises
+        :class:`~scallion.errors.BadRequest` (400)."""
         files = self.scope.get("files")
-        if isinstance(files, dict):
+        if isinstance(files, UploadFiles):
             return files
         content_type = self.headers.get("content-type", "")
-        return self._multipart(content_type)[1] if is_multipart(content_type) else {}
+        return self._multipart(content_type)[1] if is_multipart(content_type) else UploadFiles()
 
-    def _multipart(self, content_type: str) -> tuple[QueryParams, Files]:
+    def _multipart(self, content_type: str) -> tuple[QueryParams, UploadFiles]:
         """Parse the multipart body once: cached as ``form_params`` and ``files`` on the request dict."""
         form, files = parse_multipart(self.body, content_type)
         self.scope["form_params"] = form

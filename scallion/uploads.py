@@ -113,8 +113,10 @@ class UploadFile:
         return f"<UploadFile {self.field_name}={self.filename!r} {self.content_type} {self.size} bytes>"
 
 
-Files = dict[str, "UploadFile | list[UploadFile]"]
-"""Uploaded files by field name: one file -> :class:`UploadFile`, a repeated name -> ``list[UploadFile]``."""
+class UploadFiles(QueryParams):
+    """Uploaded files by field name: one file -> :class:`UploadFile`, a repeated name -> ``list[UploadFile]``;
+    a missing name reads as ``None`` by item (``files["photo"]``) or attribute (``files.photo``), as in
+    ``form_params``."""
 
 
 def is_multipart(content_type: str) -> bool:
@@ -122,7 +124,7 @@ def is_multipart(content_type: str) -> bool:
     return content_type.partition(";")[0].strip().lower() == MULTIPART
 
 
-def _add(into: dict[str, Any], name: str, value: Any) -> None:
+def _add(into: QueryParams, name: str, value: Any) -> None:
     previous = into.get(name)
     if previous is None:
         into[name] = value
@@ -132,7 +134,7 @@ def _add(into: dict[str, Any], name: str, value: Any) -> None:
         into[name] = [previous, value]
 
 
-def iter_files(files: Files) -> Iterable[UploadFile]:
+def iter_files(files: UploadFiles) -> Iterable[UploadFile]:
     """Every :class:`UploadFile` in ``files``, repeated names flattened."""
     for value in files.values():
         if isinstance(value, list):
@@ -141,13 +143,13 @@ def iter_files(files: Files) -> Iterable[UploadFile]:
             yield value
 
 
-def close_files(files: Files) -> None:
-    """Close every file in ``files`` (a :data:`Files` dict)."""
+def close_files(files: UploadFiles) -> None:
+    """Close every file in ``files`` (an :class:`UploadFiles`)."""
     for upload in iter_files(files):
         upload.close()
 
 
-def close_files_when_done(files: Files) -> None:
+def close_files_when_done(files: UploadFiles) -> None:
     """Close every file in ``files`` when the task serving the current request ends (servers run each ASGI
     request in a task of its own); at once when there is no running task."""
     if not files:
@@ -170,7 +172,7 @@ class _Parts:
         self.max_field_size = max_field_size
         self.max_spool_size = max_spool_size
         self.fields = QueryParams()
-        self.files: Files = {}
+        self.files = UploadFiles()
         self.count = 0
         self.headers: dict[str, str] = {}
         self.header_name = bytearray()
@@ -258,7 +260,7 @@ def parse_multipart(
     max_parts: int = MAX_PARTS,
     max_field_size: int = MAX_FIELD_SIZE,
     max_spool_size: int = MAX_SPOOL_SIZE,
-) -> tuple[QueryParams, Files]:
+) -> tuple[QueryParams, UploadFiles]:
     """A ``multipart/form-data`` body -> ``(fields, files)``.
 
     ``fields`` is a :class:`~scallion.datastructures.QueryParams` of the parts without a ``filename`` (values
@@ -271,7 +273,7 @@ def parse_multipart(
     if not boundary:
         raise BadRequest("multipart/form-data without a boundary in its Content-Type")
     if not body:
-        return QueryParams(), {}
+        return QueryParams(), UploadFiles()
     parts = _Parts(max_parts, max_field_size, max_spool_size)
     try:
         parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
@@ -294,8 +296,8 @@ __all__ = [
     "MAX_FIELD_SIZE",
     "MAX_PARTS",
     "MAX_SPOOL_SIZE",
-    "Files",
     "UploadFile",
+    "UploadFiles",
     "close_files",
     "close_files_when_done",
     "is_multipart",

@@ -239,6 +239,11 @@ async def closed() -> Any:
     return {"uploads": len(app_kept), "closed": all(u.closed for u in app_kept)}
 
 
+@app.route("/missing", methods=["POST"])
+async def missing() -> Any:
+    return [request.files["nope"], request.files.nope, request.body_params.nope, sorted(request.files)]
+
+
 @app.route("/fields-only", methods=["POST"])
 async def fields_only() -> Any:
     return request.body_params
@@ -258,6 +263,14 @@ async def test_request_files_and_body_params_without_wrap_parameters() -> None:
     assert body["files"]["photo"]["filename"] == "p.jpg" and body["files"]["photo"]["content"] == "JPEG"
     assert body["sha256"] == {"photo": hashlib.sha256(b"JPEG").hexdigest()}
     assert fields.json() == {"x": "1"} and urlencoded.json() == {"x": "2"}
+
+
+async def test_missing_file_names_read_as_none() -> None:
+    async with TestClient(app) as client:
+        multipart = await client.post("/missing", files={"f": b"1"})
+        other = await client.post("/missing", json={"f": 1})
+    assert multipart.json() == [None, None, None, ["f"]]
+    assert other.json() == [None, None, None, []]
 
 
 async def test_request_files_are_closed_when_the_request_ends() -> None:

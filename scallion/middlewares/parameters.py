@@ -13,7 +13,7 @@ from ..uploads import (
     MAX_FIELD_SIZE,
     MAX_PARTS,
     MAX_SPOOL_SIZE,
-    Files,
+    UploadFiles,
     close_files,
     close_files_when_done,
     is_multipart,
@@ -49,9 +49,10 @@ def wrap_parameters(
     fields win) and ``request["files"]`` (the uploaded files of a multipart body).
 
     The first three are :class:`~scallion.datastructures.QueryParams`: one value -> ``str``, a repeated name ->
-    ``list[str]``, a missing name reads as ``None``; all decoded as UTF-8. ``files`` is a dict of
-    :class:`~scallion.uploads.UploadFile` by field name (a repeated name -> ``list``), closed when the handler
-    returns (when the request ends, for a response with a ``stream``). Websockets get them too (``form_params``
+    ``list[str]``, a missing name reads as ``None``; all decoded as UTF-8. ``files`` is an
+    :class:`~scallion.uploads.UploadFiles` of :class:`~scallion.uploads.UploadFile` by field name (a repeated
+    name -> ``list``, missing -> ``None``), closed when the handler returns (when the request ends, for a
+    response with a ``stream``). Websockets get them too (``form_params``
     and ``files`` are always empty there).
 
     A malformed multipart body, or one over a limit, is answered with ``400 Bad Request: <reason>`` and the
@@ -80,7 +81,7 @@ def _parameters(next_middleware: Middleware, max_parts: int, max_field_size: int
         query_string = request.get("query_string")
         query = parse_query(query_string.decode("utf-8", "replace")) if query_string else QueryParams()
         body = request.get("body")
-        files: Files = {}
+        files = UploadFiles()
         form = QueryParams()
         if "files" in request:  # parsed already (another wrap_parameters, request.files): its owner closes them
             form, body = request["form_params"], None
