@@ -120,9 +120,9 @@ async def test_history_per_channel_pattern_and_off(make: Make) -> None:
         await broker.publish(other, str(n))
     assert datas(await broker.history(big)) == ["1", "2", "3", "4", "5"]
     assert datas(await broker.history(other)) == ["4", "5"]
-    with pytest.raises(ValueError, match="History.size"):
+    with pytest.raises(ValueError, match=r"History\.size"):
         History(size=-1)
-    with pytest.raises(ValueError, match="History.age"):
+    with pytest.raises(ValueError, match=r"History\.age"):
         History(age=0)
 
 

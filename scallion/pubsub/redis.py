@@ -13,7 +13,21 @@ confirmation with :class:`~scallion.pubsub.BrokerUnavailable`, and connects agai
 seconds, doubling up to ``RECONNECT_MAX`` between attempts, so it is subscribed again at most ``RECONNECT_MAX``
 (plus a round trip) after Redis accepts connections. A subscribe meanwhile tries to connect at once rather than
 wait for the reader, and raises ``BrokerUnavailable`` when it cannot. Redis pub/sub keeps nothing: a message
-published while this process is not subscribed is not delivered to it (docs/pubsub.md says which).
+published while this process is not subscribed is not delivered to it (docs/pubsub.md says which), but a
+subscription with ``since`` finds it in the history.
+
+History and offsets: a stream per channel (``redis_scripts``); ``publish`` runs one script that appends to the
+stream, trims it (size and age) and publishes the framed message with its stream ID, so the offset of a live
+message is known and live messages come in stream order. Recovery reads the stream once the subscription is
+live; ``broker.Subscription`` de-duplicates the overlap.
+
+Presence: each broker is one worker (``worker``, random). A member present through it has an entry in the
+channel's sorted set scored by its expiry, pushed ``presence_ttl`` ahead every ``presence_ttl / 3`` seconds by
+the heartbeat task (which runs while this process has members present or presence subscribers). Every presence
+script first sweeps the expired entries and announces a leave for each member with no worker left: a worker
+that dies (or loses Redis) has its members leave within ``presence_ttl * 4 / 3`` seconds, when another worker
+interested in the channel beats or asks for the members. A worker that comes back (or a Redis that restarted
+empty) has its members joined again by its next beat.
 """
 
 from __future__ import annotations
@@ -21,16 +35,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .broker import Broker, BrokerUnavailable, Subscription, check_payload
+import msgspec
+
+from .broker import Broker, BrokerUnavailable, Message, Presence, Subscription, check_limit, check_payload
+from .history import History
+from .redis_scripts import MESSAGE, PRESENCE, PRESENCE_OP, PUBLISH, READ, key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
 
 logger = logging.getLogger("scallion.pubsub")
+R = TypeVar("R")
 
 RECONNECT_FIRST = 0.01
 """Seconds before the first attempt to connect again after the subscribed connection broke."""
@@ -57,52 +78,182 @@ class RedisBroker(Broker):
     ``redis`` extra (``pip install 'scallion[redis]'``).
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, decode: bool = True, max_queue: int = 1024) -> None:
-        super().__init__(max_queue=max_queue)
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        decode: bool = True,
+        max_queue: int = 1024,
+        history: History | None = None,
+        history_for: Mapping[str, History] | None = None,
+        presence_ttl: float = 10.0,
+        max_connections: int = 8,
+    ) -> None:
+        super().__init__(max_queue=max_queue, history=history, history_for=history_for)
         try:
             from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import TimeoutError as RedisTimeoutError
         except ImportError as exc:  # pragma: no cover - the extra is part of the test environment
             raise ImportError("RedisBroker needs redis-py: pip install 'scallion[redis]'") from exc
+        if not presence_ttl > 0:
+            raise ValueError(f"presence_ttl is a number of seconds above 0, not {presence_ttl!r}")
+        if type(max_connections) is not int or max_connections < 2:
+            raise ValueError(
+                f"max_connections is at least 2 (one subscribed, one for commands), not {max_connections!r}"
+            )
         self._broken: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
         self.url = url
         self.decode = decode
+        self.presence_ttl = presence_ttl
+        self.max_connections = max_connections
+        self.worker = uuid.uuid4().hex
+        """This process's name in presence entries."""
         self._where = _without_password(url)
         self.redis = self._client()
+        self._publish_script = self.redis.register_script(PUBLISH)
+        self._read_script = self.redis.register_script(READ)
+        self._presence_script = self.redis.register_script(PRESENCE_OP)
         self._pubsub: PubSub | None = None
         """The subscribed connection, subscribed to every channel of ``subscribers``; None while there is none."""
         self._reader: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._unconfirmed: dict[str, asyncio.Future[BrokerUnavailable | None]] = {}
         """Channels subscribed on ``_pubsub`` whose confirmation has not come back: None once it has, the error
         if the connection broke first."""
         self._commands = asyncio.Lock()
 
     def _client(self) -> Redis:
-        """A new, unconnected client. Its retry policy is ours (none inside redis-py, whose defaults differ
-        between versions): a failure surfaces at once and the broker decides what to do."""
-        from redis.asyncio import Redis
+        """A new, unconnected client on a pool of at most ``max_connections`` connections (the subscribed one
+        included; a command waits for a free one). Its retry policy is ours (none inside redis-py, whose
+        defaults differ between versions): a failure surfaces at once and the broker decides what to do."""
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        return Redis.from_url(self.url, retry=Retry(NoBackoff(), 0))
+        pool = BlockingConnectionPool.from_url(
+            self.url, max_connections=self.max_connections, retry=Retry(NoBackoff(), 0)
+        )
+        return Redis.from_pool(pool)
 
     def _unavailable(self, cause: BaseException) -> BrokerUnavailable:
         return BrokerUnavailable(self._where, cause)
 
-    # -- publishing ---------------------------------------------------------------------------------------
-    async def publish(self, channel: str, data: str | bytes) -> None:
-        """Send ``data`` to every subscriber of ``channel`` in every process connected to this Redis; raise
-        :class:`BrokerUnavailable` if Redis cannot be reached."""
-        check_payload(data)
+    async def _command(self, command: Callable[[], Awaitable[R]]) -> R:
+        """Run ``command``; on a pooled connection that died with a restarted Redis (redis-py drops it), once
+        more on a new one; :class:`BrokerUnavailable` if Redis cannot be reached."""
         try:
-            await self.redis.publish(channel, data)
-            return
+            return await command()
         except self._broken:
-            pass  # a pooled connection to a Redis that has since restarted: redis-py dropped it, try a new one
+            pass
         try:
-            await self.redis.publish(channel, data)
+            return await command()
         except self._broken as exc:
             raise self._unavailable(exc) from exc
+
+    # -- publishing ---------------------------------------------------------------------------------------
+    async def publish(self, channel: str, data: str | bytes) -> str | None:
+        """Send ``data`` to every subscriber of ``channel`` in every process connected to this Redis, keeping it
+        in the channel's history; its offset (None when the channel keeps no history). Raise
+        :class:`BrokerUnavailable` if Redis cannot be reached."""
+        check_payload(data)
+        payload = data.encode() if isinstance(data, str) else data
+        history = self.history_policy(channel)
+        if not history.enabled:
+            await self._command(lambda: self.redis.publish(channel, MESSAGE + MESSAGE + payload))
+            return None
+        args: list[str | bytes | int] = [channel, payload, history.size, _ms(history.age)]
+        offset = await self._command(
+            lambda: self._publish_script(keys=[key(channel, "h")], args=args, client=self.redis)
+        )
+        return _text(offset)
+
+    # -- history ------------------------------------------------------------------------------------------
+    def offset_order(self, offset: str) -> tuple[int, ...] | None:
+        """A stream ID ``"<ms>-<n>"`` as ``(ms, n)``."""
+        ms, dash, number = offset.partition("-")
+        if not (dash and ms.isascii() and ms.isdigit() and number.isascii() and number.isdigit()):
+            return None
+        return (int(ms), int(number))
+
+    async def _read_history(self, channel: str, history: History, mode: str, since: str, limit: int) -> Any:
+        args: list[str | int] = [_ms(history.age), mode, since, limit]
+        return await self._command(lambda: self._read_script(keys=[key(channel, "h")], args=args, client=self.redis))
+
+    def _messages(self, channel: str, entries: Iterable[list[Any]]) -> list[Message]:
+        return [Message(channel, self._decoded(channel, fields[1]), _text(offset)) for offset, fields in entries]
+
+    async def history(self, channel: str, since: str | None = None, limit: int | None = None) -> list[Message]:
+        check_limit(limit)
+        history = self.history_policy(channel)
+        if not history.enabled or limit == 0:
+            return []
+        if since is not None and self.offset_order(since) is not None:
+            mode = "after"
+        else:
+            mode, since = ("all" if limit is None else "newest"), ""
+        entries = await self._read_history(channel, history, mode, since, -1 if limit is None else limit)
+        if mode == "newest":
+            entries.reverse()
+        return self._messages(channel, entries)
+
+    async def recover(self, subscription: Subscription[Any]) -> None:
+        channel, since = subscription.channels[0], subscription.since
+        history = self.history_policy(channel)
+        if since is None or not history.enabled or self.offset_order(since) is None:
+            subscription.replay(False, [])
+            return
+        entries = await self._read_history(channel, history, "recover", since, -1)
+        subscription.replay(entries is not None, [] if entries is None else self._messages(channel, entries))
+
+    # -- presence -----------------------------------------------------------------------------------------
+    async def _presence(self, op: str, channel: str, members: Iterable[tuple[str, bytes]]) -> Any:
+        keys = [key(channel, "e"), key(channel, "n"), key(channel, "i")]
+        args: list[str | bytes | int] = [op, channel, self.worker, _ms(self.presence_ttl)]
+        for member, info in members:
+            args += [member, info]
+        return await self._command(lambda: self._presence_script(keys=keys, args=args, client=self.redis))
+
+    async def member_joined(self, channel: str, member: str, info: Any) -> None:
+        encoded = msgspec.json.encode(info)  # a TypeError here, before Redis, for an info JSON cannot carry
+        self._watch()
+        await self._presence("join", channel, [(member, encoded)])
+
+    async def member_left(self, channel: str, member: str, info: Any) -> None:
+        try:
+            await self._presence("leave", channel, [(member, b"")])
+        except BrokerUnavailable as exc:  # leaving is never an error: the entry expires with its TTL
+            logger.debug("RedisBroker: %s; %s leaves %s when its entry expires", exc, member, channel)
+
+    async def members(self, channel: str) -> dict[str, Any]:
+        flat = await self._presence("members", channel, [])
+        return {_text(flat[i]): msgspec.json.decode(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def _watch(self) -> None:
+        """Run the heartbeat (while this process has members present or presence subscribers)."""
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._beat(), name="scallion RedisBroker heartbeat"
+            )
+
+    async def _beat(self) -> None:
+        """Every ``presence_ttl / 3`` s, push the expiry of this process's members ahead (joining them again
+        if they expired meanwhile) and sweep the channels whose presence this process watches."""
+        while True:
+            await asyncio.sleep(self.presence_ttl / 3)  # the heartbeat's period
+            watched = {c for c, subs in self.subscribers.items() if any(s.presence for s in subs)}
+            channels = watched | set(self.present)
+            if not channels:
+                self._heartbeat = None
+                return
+            for channel in channels:
+                local = self.present.get(channel, {})
+                try:
+                    await self._presence("beat", channel, [(m, msgspec.json.encode(i)) for m, (_, i) in local.items()])
+                except BrokerUnavailable as exc:
+                    logger.debug("RedisBroker: heartbeat failed (%s); next in %ss", exc, self.presence_ttl / 3)
+                    break
+                except Exception:
+                    logger.exception("RedisBroker: heartbeat failed")
 
     # -- subscribing --------------------------------------------------------------------------------------
     async def attach(self, subscription: Subscription[Any]) -> None:
@@ -118,6 +269,8 @@ class RedisBroker(Broker):
             for outcome in await asyncio.shield(asyncio.gather(*pending)):
                 if outcome is not None:
                     raise outcome
+            if subscription.presence:
+                self._watch()
         except BaseException:  # unavailable, or cancelled meanwhile: the `async with` block never starts
             with contextlib.suppress(Exception):
                 await self.detach(subscription)
@@ -228,20 +381,44 @@ class RedisBroker(Broker):
                     confirmed.set_result(None)
 
     def _deliver_raw(self, message: dict[str, Any]) -> None:
+        """Fan one pub/sub message out: a framed message (with its offset), a presence event, or a payload
+        published by something else (delivered as it is)."""
         name = _text(message["channel"])
-        data: bytes = message["data"]
-        if not self.decode:
-            self.deliver(name, data)
+        payload: bytes = message["data"]
+        head = payload[:1]
+        if head == MESSAGE:
+            offset, framed, body = payload[1:].partition(MESSAGE)
+            if framed:
+                self.deliver(name, self._decoded(name, body), offset.decode() or None)
+                return
+        elif head == PRESENCE:
+            try:
+                event, member, info = msgspec.json.decode(payload[1:])
+                self.deliver_presence(Presence(name, event, member, msgspec.json.decode(info)))
+            except (msgspec.DecodeError, ValueError, TypeError):
+                logger.warning("RedisBroker: a malformed presence event on %s: %r", name, payload[:100])
             return
+        self.deliver(name, self._decoded(name, payload))
+
+    def _decoded(self, channel: str, data: bytes) -> str | bytes:
+        if not self.decode:
+            return data
         try:
-            self.deliver(name, data.decode("utf-8"))
+            return data.decode("utf-8")
         except UnicodeDecodeError:
-            logger.warning("RedisBroker: a message on %s is not UTF-8; delivered as bytes", name)
-            self.deliver(name, data)
+            logger.warning("RedisBroker: a message on %s is not UTF-8; delivered as bytes", channel)
+            return data
 
     async def close(self) -> None:
-        """End every subscription, stop the reader and close both Redis connections (new ones are made on the
-        next use)."""
+        """Leave every channel this process's members are present in, end every subscription, stop the reader
+        and the heartbeat, and close the Redis connections (new ones are made on the next use)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.wait([self._heartbeat])
+            self._heartbeat = None
+        for channel, members in list(self.present.items()):
+            with contextlib.suppress(BrokerUnavailable):
+                await self._presence("leave", channel, [(member, b"") for member in members])
         await super().close()
         if self._reader is not None:
             self._reader.cancel()
@@ -251,7 +428,7 @@ class RedisBroker(Broker):
             pending.cancel()
         self._unconfirmed.clear()
         pubsub, redis = self._pubsub, self.redis
-        self._pubsub, self.redis = None, self._client()
+        self._pubsub, self.redis = None, self._client()  # the scripts run on whichever client is current
         if pubsub is not None:
             await _close_quietly(pubsub)
         await redis.aclose()
@@ -275,6 +452,11 @@ def _without_password(url: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _ms(seconds: float | None) -> int:
+    """Seconds as whole milliseconds for Redis (at least 1); 0 for None (no limit)."""
+    return 0 if seconds is None else max(1, round(seconds * 1000))
 
 
 def _text(channel: bytes | str) -> str:
