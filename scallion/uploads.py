@@ -151,16 +151,15 @@ def close_files(files: UploadFiles) -> None:
 
 def close_files_when_done(files: UploadFiles) -> None:
     """Close every file in ``files`` when the task serving the current request ends (servers run each ASGI
-    request in a task of its own); at once when there is no running task."""
+    request in a task of its own). Outside a task (a synchronous caller) they are left open, to be closed by
+    their owner or the garbage collector."""
     if not files:
         return
     try:
         task = asyncio.current_task()
-    except RuntimeError:
-        task = None
-    if task is None:
-        close_files(files)
-    else:
+    except RuntimeError:  # no running event loop
+        return
+    if task is not None:
         task.add_done_callback(lambda _: close_files(files))
 
 

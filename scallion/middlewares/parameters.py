@@ -81,11 +81,12 @@ def _parameters(next_middleware: Middleware, max_parts: int, max_field_size: int
         query_string = request.get("query_string")
         query = parse_query(query_string.decode("utf-8", "replace")) if query_string else QueryParams()
         body = request.get("body")
-        files = UploadFiles()
-        form = QueryParams()
+        files = None
         if "files" in request:  # parsed already (another wrap_parameters, request.files): its owner closes them
-            form, body = request["form_params"], None
-        if body:
+            form = request["form_params"]
+        elif not body:
+            form = QueryParams()
+        else:
             content_type = request["headers"].get("content-type", "")
             if content_type.partition(";")[0].strip().lower() == FORM:
                 form = parse_query(body.decode("utf-8", "replace"))
@@ -100,12 +101,19 @@ def _parameters(next_middleware: Middleware, max_parts: int, max_field_size: int
                     )
                 except BadRequest as exc:
                     return respond400(f"Bad Request: {exc}")
+            else:
+                form = QueryParams()
         params = QueryParams(query)
-        params.update(form)
+        if form:
+            params.update(form)
         request["query_params"] = query
         request["form_params"] = form
         request["params"] = params
-        request.setdefault("files", files)
+        if files is None:
+            if "files" not in request:
+                request["files"] = UploadFiles()
+            return await next_middleware(handler, request)
+        request["files"] = files
         if not files:
             return await next_middleware(handler, request)
         response: Any = None
