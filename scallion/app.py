@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -18,6 +20,39 @@ from .routing import Router, check_call, check_methods, check_row, check_unique,
 from .types import Handler, Hook, MiddlewareFactory, Request, Response, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from .pubsub import Broker
+
+BROKER_ENV = "SCALLION_BROKER"
+"""The environment variable (set by ``scallion run --broker URL``) that :attr:`App.broker` is built from."""
+BROKER_SCHEMES = ("redis", "rediss", "unix")
+"""The URL schemes of a ``SCALLION_BROKER`` URL: all are a :class:`~scallion.pubsub.RedisBroker`'s."""
+
+
+def check_broker_url(url: str) -> str:
+    """``url`` if a broker can be built from it (a ``redis://``, ``rediss://`` or ``unix://`` URL), else a
+    ``ValueError`` saying what is expected."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in BROKER_SCHEMES:
+        raise ValueError(
+            f"{BROKER_ENV}={url!r} is not a broker URL: expected redis://host:port/db, rediss://... or "
+            "unix:///path/to/redis.sock (a RedisBroker); leave it unset for a MemoryBroker"
+        )
+    return url
+
+
+def broker_from_env() -> Broker:
+    """The broker that ``SCALLION_BROKER`` describes: a :class:`~scallion.pubsub.RedisBroker` for its URL, a
+    :class:`~scallion.pubsub.MemoryBroker` when it is unset or empty; ``ValueError`` for another scheme."""
+    from .pubsub import MemoryBroker, RedisBroker
+
+    url = os.environ.get(BROKER_ENV, "").strip()
+    if not url:
+        return MemoryBroker()
+    return RedisBroker(check_broker_url(url))
+
+
 _json_encode = msgspec.json.Encoder().encode
 
 
@@ -179,6 +214,13 @@ class App(Server):
     def _check_open(self) -> None:
         if self.compiled:
             raise RuntimeError("the App is already serving; declare routes, middlewares and hooks before")
+
+    @cached_property
+    def broker(self) -> Broker:
+        """The app's default broker, built on first use from ``SCALLION_BROKER`` (``scallion run --broker URL``):
+        a :class:`~scallion.pubsub.RedisBroker` for a ``redis://``, ``rediss://`` or ``unix://`` URL, a
+        :class:`~scallion.pubsub.MemoryBroker` when it is unset. Another scheme is a ``ValueError``."""
+        return broker_from_env()
 
     # -- serving --------------------------------------------------------------------------------------
     def build(self) -> App:
