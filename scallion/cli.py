@@ -11,15 +11,27 @@ with :class:`ScallionServer`, which first awaits the app's ``close_websockets()`
 or a :func:`~scallion.build_server` app), then shuts down as usual. granian drops open websockets without a
 close frame before the ASGI lifespan shutdown runs (clients see 1006); see :func:`run_granian`.
 
-Errors in the TARGET (missing file, module that does not import, missing attribute, an attribute that is not an
-ASGI application) are reported in one line on stderr with exit status 2.
+A TARGET may also be a bare handler, as seed 000 calls an ``@websocket`` function "a normal handler": a
+data-driven handler (``async def handler(request)``, one argument, such as an ``apply_middleware(...)`` chain) is
+served as ``build_server(handler)``; an ``@websocket`` handler is served on every websocket path, HTTP requests
+getting 404 (:func:`serve_handler`). Other errors in the TARGET (missing file, module that does not import,
+missing attribute, an attribute that is neither an ASGI application nor a handler) are reported in one line on
+stderr with exit status 2.
+
+Logging: scallion's loggers get the server's format and ``--log-level`` (:mod:`scallion.log`); on uvicorn the
+spurious "ASGI callable returned without completing handshake." ERROR of its websockets-sansio implementation is
+filtered for scallion apps. ``--broker URL`` sets ``SCALLION_BROKER`` (``App.broker``) for every worker; with
+``--workers > 1`` a MemoryBroker found in the target (:func:`memory_brokers`) is warned about at start.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import importlib
 import inspect
+import json
 import logging
 import os
 import re
@@ -38,14 +50,28 @@ from typing import Any, NoReturn, TypeGuard, TypeVar
 import uvicorn
 import uvicorn.supervisors.multiprocess as uvicorn_multiprocess
 
-from .app import App
-from .asgi import Server, handler_name
+from . import __version__
+from .app import BROKER_ENV, App, check_broker_url
+from .asgi import Server, build_server, handler_name, standard_not_found
+from .handlers import SessionHandler
+from .log import granian_log_config, uvicorn_log_config
 from .routing import Router
+from .types import Handler, Request, Response
 
 logger = logging.getLogger("scallion")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 """The ``--log-level`` choices (uvicorn's; granian treats ``trace`` as ``debug``)."""
+
+WS_IMPLEMENTATIONS = ("auto", "websockets-sansio", "websockets", "wsproto")
+"""The ``--ws`` choices: uvicorn's websocket implementations (``auto``: websockets-sansio if python-websockets is
+installed, as with ``uvicorn[standard]``, else wsproto)."""
+
+UVICORN_ONLY = ("ws", "ws_max_size", "ws_ping_interval", "ws_ping_timeout")
+"""Options granian has no equivalent for (granian 2.8: no frame size limit, no server pings)."""
+
+SERVE_ENV = "SCALLION_SERVE_HANDLER"
+"""How worker processes learn which bare handler to wrap (:func:`worker_app`): ``[module, attr, app_dir]``."""
 
 EXIT_USAGE = 2
 """Exit status for a bad command line or a bad TARGET."""
@@ -193,19 +219,59 @@ def asgi_problem(obj: object) -> str | None:
         return None  # a builtin or extension callable: give it the benefit of the doubt
     except Exception as exc:
         return f"it cannot be inspected ({type(exc).__name__}: {exc})"
+    if inspect.isasyncgenfunction(obj):
+        return "it is an async generator function: decorate it with @websocket to serve it as a websocket handler"
     if (inspect.isfunction(obj) or inspect.ismethod(obj)) and not inspect.iscoroutinefunction(obj):
         return "it is a plain function; an ASGI app is an async def (scope, receive, send) callable"
     try:
         signature.bind(object(), object(), object())
     except TypeError:
         count = len(signature.parameters)
-        hint = " (a scallion handler? wrap it with build_server(...))" if count == 1 else ""
+        hint = " or a handler takes (request)" if count != 1 else ""
         return f"it takes {count} argument(s), an ASGI app takes (scope, receive, send){hint}"
     return None
 
 
-def load_app(target: Target) -> Any:
-    """Import ``target`` and return its ASGI application; :class:`TargetError` explains any failure."""
+def handler_kind(obj: object) -> str | None:
+    """``"websocket"`` for an ``@websocket`` handler, ``"handler"`` for a data-driven handler (a callable that
+    takes one argument, the request: ``async def handler(request)``, an ``apply_middleware(...)(...)`` chain),
+    None for anything else (an ASGI app among them)."""
+    if _is(obj, SessionHandler):
+        return "websocket"
+    if _is(obj, App) or _is(obj, Server) or _is(obj, type) or _is(obj, ModuleType) or not callable(obj):
+        return None
+    if inspect.isasyncgenfunction(obj):
+        return None
+    try:
+        inspect.signature(obj).bind(object())
+    except Exception:  # it takes another number of arguments, or it cannot be inspected
+        return None
+    return "handler"
+
+
+def websocket_everywhere(handler: SessionHandler) -> Handler:
+    """A handler that serves ``handler`` for a websocket on any path and answers HTTP requests with 404."""
+
+    async def every_path(request: Request) -> Response | object:
+        if request["method"] == "WS":
+            return await handler(request)
+        return await standard_not_found(request)
+
+    every_path.__qualname__ = f"websocket_everywhere({handler_name(handler)})"
+    return every_path
+
+
+def serve_handler(handler: Any, kind: str) -> Server:
+    """The app that serves a bare handler given as the TARGET (``kind`` from :func:`handler_kind`):
+    ``build_server(handler)`` for a data-driven handler; for an ``@websocket`` handler, one that serves it on
+    every websocket path and answers HTTP with 404."""
+    if kind == "websocket":
+        return build_server(websocket_everywhere(handler))
+    return build_server(handler)
+
+
+def load_value(target: Target) -> Any:
+    """Import ``target`` and return the object it names; :class:`TargetError` if it cannot be found."""
     value: Any = _import(target)
     path = target.module
     for part in target.attr.split("."):
@@ -215,10 +281,82 @@ def load_app(target: Target) -> Any:
             raise TargetError(f"module {path!r} has no attribute {part!r} (target {target}){hint}")
         value = getattr(value, part)
         path = f"{path}.{part}"
+    return value
+
+
+def as_app(value: Any, target: Target) -> Any:
+    """The ASGI application that serves ``value``: itself if it is one, :func:`serve_handler` of a bare
+    handler; :class:`TargetError` for anything else."""
+    kind = handler_kind(value)
+    if kind is not None:
+        return serve_handler(value, kind)
     problem = asgi_problem(value)
     if problem is not None:
-        raise TargetError(f"{target.import_string} is not an ASGI application: {problem}")
+        raise TargetError(f"{target.import_string} is neither an ASGI application nor a handler: {problem}")
     return value
+
+
+def load_app(target: Target) -> Any:
+    """Import ``target`` and return its ASGI application (a bare handler wrapped by :func:`serve_handler`);
+    :class:`TargetError` explains any failure."""
+    return as_app(load_value(target), target)
+
+
+@functools.cache
+def worker_app() -> Any:
+    """The app of a bare-handler TARGET in a uvicorn worker process (a uvicorn factory, cached so that the
+    shutdown of :class:`ScallionServer` finds the same app): the target comes in ``SCALLION_SERVE_HANDLER``."""
+    module, attr, app_dir = json.loads(os.environ[SERVE_ENV])
+    return load_app(Target(module, attr, app_dir))
+
+
+# -- brokers ---------------------------------------------------------------------------------------------
+def memory_brokers(target: Target, value: object) -> list[str]:
+    """Where the TARGET has a MemoryBroker, which reaches only its own worker's sockets: module-level
+    MemoryBroker objects of the target module, and an ``App`` whose ``broker`` is one: already built, or
+    (``SCALLION_BROKER`` unset) read in the module's code as ``<app name>.broker``."""
+    from .pubsub import MemoryBroker
+
+    module = sys.modules.get(target.module)
+    if module is None:
+        return []
+    found = [f"{target.module}.{name}" for name, item in vars(module).items() if _is(item, MemoryBroker)]
+    if _is(value, App):
+        built = vars(value).get("broker")
+        if built is not None:
+            if _is(built, MemoryBroker) and all(built is not item for item in vars(module).values()):
+                found.append(f"{target.attr}.broker")
+        elif not os.environ.get(BROKER_ENV, "").strip() and _reads_attribute(module, target.attr, "broker"):
+            found.append(f"{target.attr}.broker")
+    return found
+
+
+def _reads_attribute(module: ModuleType, name: str, attribute: str) -> bool:
+    """True if the source of ``module`` reads ``name.attribute`` anywhere."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    return any(
+        isinstance(node, ast.Attribute)
+        and node.attr == attribute
+        and isinstance(node.value, ast.Name)
+        and node.value.id == name
+        for node in ast.walk(tree)
+    )
+
+
+def memory_broker_warning(target: Target, value: object, workers: int) -> str | None:
+    """The warning for ``--workers > 1`` with a MemoryBroker in the target, or None."""
+    if workers <= 1:
+        return None
+    found = memory_brokers(target, value)
+    if not found:
+        return None
+    return (
+        f"MemoryBroker with --workers {workers} splits pub/sub between workers: use --broker redis://... "
+        f"(and App.broker), or a RedisBroker (found: {', '.join(found)})"
+    )
 
 
 def _apps_in(module: ModuleType) -> list[str]:
@@ -244,9 +382,10 @@ class ScallionServer(uvicorn.Server):
         app = self.config.app
         if isinstance(app, str):
             try:
-                return uvicorn.importer.import_from_string(app)
+                loaded = uvicorn.importer.import_from_string(app)
             except uvicorn.importer.ImportFromStringError:
                 return None
+            return loaded() if self.config.factory and loaded is worker_app else loaded
         return app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -291,22 +430,68 @@ def _stopped(number: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
 
+@dataclass(frozen=True)
+class Note:
+    """A line for the log once the server's logging is configured (a warning or what is served)."""
+
+    level: int
+    message: str
+
+
 def run_uvicorn(
-    target: Target, app: Any, *, host: str, port: int, workers: int, reload: bool, log_level: str | None
+    target: Target,
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    log_level: str | None,
+    wrapped: bool = False,
+    notes: Sequence[Note] = (),
+    ws: str | None = None,
+    ws_max_size: int | None = None,
+    ws_ping_interval: float | None = None,
+    ws_ping_timeout: float | None = None,
+    proxy_headers: bool | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> int:
-    """Serve with uvicorn (programmatically, through :class:`ScallionServer`); returns the exit status."""
+    """Serve with uvicorn (programmatically, through :class:`ScallionServer`); returns the exit status.
+
+    ``wrapped``: ``app`` wraps a bare handler (:func:`serve_handler`), which worker processes build with
+    :func:`worker_app`. The options left None keep uvicorn's defaults."""
     if reload and workers > 1:
         raise TargetError("--reload and --workers > 1 cannot be combined with uvicorn")
     by_name = reload or workers > 1
+    served: Any = app
+    options: dict[str, Any] = {}
+    if by_name and wrapped:
+        os.environ[SERVE_ENV] = json.dumps([target.module, target.attr, target.app_dir])
+        served, options["factory"] = f"{__name__}:{worker_app.__name__}", True
+    elif by_name:
+        served = target.import_string
+    given = {
+        "ws": ws,
+        "ws_max_size": ws_max_size,
+        "ws_ping_interval": ws_ping_interval,
+        "ws_ping_timeout": ws_ping_timeout,
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
+    }
+    options.update((name, value) for name, value in given.items() if value is not None)
     config = uvicorn.Config(
-        target.import_string if by_name else app,
+        served,
         host=host,
         port=port,
         workers=workers,
         reload=reload,
         reload_dirs=[target.app_dir] if reload else None,
         log_level=log_level,
+        log_config=uvicorn_log_config(log_level, scallion_app=websocket_closer(app) is not None),
+        **options,
     )
+    for note in notes:  # the logging is configured now
+        logger.log(note.level, "%s", note.message)
     server = ScallionServer(config)
     # uvicorn re-raises the signal that stopped it once its graceful shutdown is over; for SIGTERM, whose default
     # action kills the process, that would turn a clean stop into exit status -15: make it end like SIGINT does.
@@ -332,19 +517,36 @@ def run_uvicorn(
     return 0
 
 
-def granian_loader(module: str, attr: str, app_dir: str) -> Any:
+def granian_loader(module: str, attr: str, app_dir: str, trusted_proxies: str | None = None) -> Any:
     """Load the app in a granian worker process (module level, so it pickles for spawned workers); a scallion
-    app gets its websockets closed before granian stops (:mod:`scallion.granian_signals`)."""
+    app gets its websockets closed before granian stops (:mod:`scallion.granian_signals`). With
+    ``trusted_proxies`` (``--proxy-headers``), the app is wrapped in granian's proxy-headers middleware."""
     app = load_app(Target(module, attr, app_dir))
     closer = websocket_closer(app)
     if closer is not None:
         from .granian_signals import close_websockets_before_granian_stops
 
         close_websockets_before_granian_stops(closer)
+    if trusted_proxies is not None:
+        from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+        return wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted_proxies)
     return app
 
 
-def run_granian(target: Target, *, host: str, port: int, workers: int, reload: bool, log_level: str | None) -> int:
+def run_granian(
+    target: Target,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    log_level: str | None,
+    notes: Sequence[Note] = (),
+    proxy_headers: bool | None = None,
+    forwarded_allow_ips: str | None = None,
+    **uvicorn_only: Any,
+) -> int:
     """Serve with granian's Python API (``Granian(...).serve()``, ASGI interface with lifespan).
 
     Shutdown (measured with granian 2.8.7): on SIGINT/SIGTERM granian stops the worker's Rust server first,
@@ -353,7 +555,18 @@ def run_granian(target: Target, *, host: str, port: int, workers: int, reload: b
     in python-websockets, not 1001. In the app, a pending ``receive()`` returns ``websocket.disconnect`` (code
     1005), but a ``send`` after that never completes, so scallion's ``close_websockets()`` waits its
     ``shutdown_timeout`` (5 s by default) before the lifespan shutdown goes on.
+
+    Options: ``--proxy-headers`` wraps the app in granian's own proxy-headers middleware, trusting
+    ``--forwarded-allow-ips`` (default 127.0.0.1; granian does not read proxy headers otherwise). granian has
+    no equivalent of ``--ws``, ``--ws-max-size`` or ``--ws-ping-*``: they are refused (:class:`TargetError`).
     """
+    given = [name for name in UVICORN_ONLY if uvicorn_only.get(name) is not None]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise TargetError(f"{flags}: uvicorn option(s) that granian has no equivalent for; use --server uvicorn")
+    if forwarded_allow_ips is not None and not proxy_headers:
+        raise TargetError("--forwarded-allow-ips needs --proxy-headers with --server granian")
+    trusted = (forwarded_allow_ips or "127.0.0.1") if proxy_headers else None
     try:
         from granian.constants import Interfaces
         from granian.log import LogLevels
@@ -370,9 +583,13 @@ def run_granian(target: Target, *, host: str, port: int, workers: int, reload: b
         reload=reload,
         reload_paths=[Path(target.app_dir)] if reload else None,
         log_level=level,
+        log_dictconfig=granian_log_config(log_level),
         working_dir=Path(target.app_dir),
     )
-    server.serve(target_loader=partial(granian_loader, target.module, target.attr, target.app_dir), wrap_loader=False)
+    for note in notes:  # granian configured the logging
+        logger.log(note.level, "%s", note.message)
+    loader = partial(granian_loader, target.module, target.attr, target.app_dir, trusted)
+    server.serve(target_loader=loader, wrap_loader=False)
     return 0
 
 
@@ -432,6 +649,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "scallion", description="scallion: a websocket-first, data-driven ASGI framework."
     )
+    parser.add_argument("--version", action="version", version=f"scallion {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     target_help = "module:attr, module, path/to/file.py or path/to/file.py:attr (attr defaults to 'app')"
 
@@ -442,11 +660,51 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     run.add_argument("--reload", action="store_true", help="restart when files in the app's directory change")
     run.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn", help="default: %(default)s")
-    run.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="server log level (default: info)")
+    run.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=None, help="log level of the server and scallion (default: info)"
+    )
+    run.add_argument(
+        "--broker",
+        metavar="URL",
+        help=f"sets {BROKER_ENV} for every worker: App.broker is a RedisBroker for this redis://, rediss:// or "
+        "unix:// URL (default: a MemoryBroker, which reaches one worker's sockets only)",
+    )
+    run.add_argument(
+        "--ws", choices=WS_IMPLEMENTATIONS, default=None, help="uvicorn's websocket implementation (default: auto)"
+    )
+    run.add_argument("--ws-max-size", type=_positive(int), metavar="BYTES", help="uvicorn's largest websocket message")
+    run.add_argument("--ws-ping-interval", type=_positive(float), metavar="SECONDS", help="uvicorn's ping interval")
+    run.add_argument("--ws-ping-timeout", type=_positive(float), metavar="SECONDS", help="uvicorn's ping timeout")
+    run.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (uvicorn: on by default; granian: off)",
+    )
+    run.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated addresses (or *) whose proxy headers are trusted (default: 127.0.0.1)",
+    )
 
     routes = commands.add_parser("routes", help="print the route table", description="Print an app's routes.")
     routes.add_argument("target", metavar="TARGET", help=target_help)
     return parser
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type: a ``kind`` number above 0."""
+
+    def parse(text: str) -> T:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:  # type: ignore[operator]
+            raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+        return value
+
+    return parse
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
@@ -458,8 +716,14 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "broker", None) is not None:
+            try:
+                os.environ[BROKER_ENV] = check_broker_url(args.broker)
+            except ValueError as exc:
+                raise TargetError(f"--broker: {exc}") from None
         target = parse_target(args.target)
-        app = load_app(target)
+        value = load_value(target)
+        app = as_app(value, target)
         if args.command == "routes":
             rows = route_rows(app)
             if rows is None:
@@ -474,16 +738,31 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return 0
         if args.workers < 1:
             raise TargetError("--workers must be at least 1")
+        notes: list[Note] = []
+        if app is not value:
+            what = "websocket handler" if handler_kind(value) == "websocket" else "handler"
+            where = "every websocket path (HTTP requests get 404)" if what != "handler" else "every path"
+            notes.append(Note(logging.INFO, f"serving the {what} {handler_name(value)} on {where}"))
+        warning = memory_broker_warning(target, value, args.workers)
+        if warning is not None:
+            notes.append(Note(logging.WARNING, warning))
         options: dict[str, Any] = {
             "host": args.host,
             "port": args.port,
             "workers": args.workers,
             "reload": args.reload,
             "log_level": args.log_level,
+            "notes": notes,
+            "ws": args.ws,
+            "ws_max_size": args.ws_max_size,
+            "ws_ping_interval": args.ws_ping_interval,
+            "ws_ping_timeout": args.ws_ping_timeout,
+            "proxy_headers": args.proxy_headers,
+            "forwarded_allow_ips": args.forwarded_allow_ips,
         }
         if args.server == "granian":
             return run_granian(target, **options)
-        return run_uvicorn(target, app, **options)
+        return run_uvicorn(target, app, wrapped=app is not value, **options)
     except TargetError as exc:
         _fail(parser, str(exc))
 
@@ -494,9 +773,12 @@ __all__ = [
     "TargetError",
     "build_parser",
     "find_routers",
+    "handler_kind",
     "load_app",
     "main",
+    "memory_brokers",
     "parse_target",
     "route_rows",
+    "serve_handler",
     "websocket_closer",
 ]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 pytestmark = pytest.mark.timeout(90)
@@ -88,7 +88,37 @@ not_an_app = 42
 
 def sync_function(scope, receive, send):
     pass
+
+
+async def undecorated(scope, receiver):
+    async for message in receiver:
+        yield ws_send(message)
+
+
+@app.route("/client")
+async def client():
+    from scallion import request
+
+    return {"client": request.client[0]}
+
+
+@app.route("/broker")
+async def broker():
+    return {"type": type(app.broker).__name__, "url": getattr(app.broker, "url", None)}
 '''
+
+BROKER_SOURCE = """
+from scallion import App
+from scallion.pubsub import MemoryBroker
+
+news = MemoryBroker()
+app = App()
+
+
+@app.route("/hello")
+async def hello():
+    return "hello"
+"""
 
 BROKEN_SOURCE = """
 raise RuntimeError("this module refuses to import")
@@ -104,6 +134,7 @@ def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("cliapp")
     (directory / "cliapp.py").write_text(textwrap.dedent(APP_SOURCE))
     (directory / "cli_broken.py").write_text(BROKEN_SOURCE)
+    (directory / "cli_brokers.py").write_text(BROKER_SOURCE)
     return directory
 
 
@@ -254,7 +285,19 @@ def close_seen_on_sigint(running: Running) -> tuple[int | None, int | None]:
     return (closed.value.rcvd.code if closed.value.rcvd else None), ws.close_code
 
 
-@pytest.mark.parametrize("options", [(), ("--workers", "2"), ("--reload",)], ids=["single", "workers", "reload"])
+WS_OPTIONS = ("--ws-max-size", "65536", "--ws-ping-interval", "5", "--ws-ping-timeout", "5", "--no-proxy-headers")
+SHUTDOWN_OPTIONS = {
+    "single": (),
+    "workers": ("--workers", "2"),
+    "reload": ("--reload",),
+    "wsproto": ("--ws", "wsproto", *WS_OPTIONS),
+    "websockets": ("--ws", "websockets", *WS_OPTIONS),
+    "sansio-options": ("--ws", "websockets-sansio", *WS_OPTIONS, "--forwarded-allow-ips", "10.0.0.1"),
+    "workers-options": ("--workers", "2", "--ws", "wsproto", *WS_OPTIONS),
+}
+
+
+@pytest.mark.parametrize("options", SHUTDOWN_OPTIONS.values(), ids=SHUTDOWN_OPTIONS.keys())
 def test_uvicorn_shutdown_closes_websockets_with_1001(options: tuple[str, ...], app_dir: Path, elsewhere: Path) -> None:
     with scallion_run(str(app_dir / "cliapp.py"), *options, cwd=elsewhere) as running:
         received, close_code = close_seen_on_sigint(running)
@@ -279,6 +322,8 @@ def test_routes_of_an_app(app_dir: Path, elsewhere: Path) -> None:
         ["/hello", "GET", "cliapp.hello"],
         ["/items/{item_id:int}", "GET,POST", "cliapp.item"],
         ["/echo", "WS", "cliapp.echo"],
+        ["/client", "GET", "cliapp.client"],
+        ["/broker", "GET", "cliapp.broker"],
     ]
 
 
@@ -307,10 +352,10 @@ BAD_TARGETS = [
     ("no/such/dir/app.py:app", "file not found: no/such/dir/app.py"),
     ("no_such_module_here:app", "cannot import module 'no_such_module_here': no module named 'no_such_module_here'"),
     ("{dir}/cliapp.py:nothing", "module 'cliapp' has no attribute 'nothing'"),
-    ("{dir}/cliapp.py:not_an_app", "cliapp:not_an_app is not an ASGI application: it is a int, not callable"),
-    ("{dir}/cliapp.py:sync_function", "cliapp:sync_function is not an ASGI application: it is a plain function"),
-    ("{dir}/cliapp.py:hello", "cliapp:hello is not an ASGI application: it takes 0 argument(s)"),
-    ("{dir}/cliapp.py:core_hello", "it takes 1 argument(s), an ASGI app takes (scope, receive, send)"),
+    ("{dir}/cliapp.py:not_an_app", "cliapp:not_an_app is neither an ASGI application nor a handler: it is a int"),
+    ("{dir}/cliapp.py:sync_function", "cliapp:sync_function is neither an ASGI application nor a handler: it is a"),
+    ("{dir}/cliapp.py:hello", "it takes 0 argument(s), an ASGI app takes (scope, receive, send) or a handler takes"),
+    ("{dir}/cliapp.py:undecorated", "it is an async generator function: decorate it with @websocket to serve it"),
     ("{dir}/cli_broken.py", "importing module 'cli_broken' failed: RuntimeError: this module refuses to import"),
 ]
 
@@ -349,3 +394,188 @@ def test_no_command_is_a_usage_error(elsewhere: Path) -> None:
     result = scallion(cwd=elsewhere, command=PYTHON_M)
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_version(elsewhere: Path) -> None:
+    import scallion as package
+
+    result = scallion("--version", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"scallion {package.__version__}"
+
+
+def test_run_help_lists_every_option(elsewhere: Path) -> None:
+    result = scallion("run", "--help", cwd=elsewhere)
+    for option in [
+        "--ws {auto,websockets-sansio,websockets,wsproto}",
+        "--ws-max-size",
+        "--ws-ping-interval",
+        "--ws-ping-timeout",
+        "--proxy-headers",
+        "--no-proxy-headers",
+        "--forwarded-allow-ips",
+        "--broker",
+        "--log-level",
+    ]:
+        assert option in result.stdout, option
+
+
+# -- bare handlers as the TARGET (seed 000's "normal handler") ------------------------------------------------
+@pytest.mark.parametrize("options", [(), ("--workers", "2")], ids=["single", "workers"])
+def test_run_a_bare_websocket_handler_on_every_path(options: tuple[str, ...], app_dir: Path, elsewhere: Path) -> None:
+    """``scallion run file.py:core_echo`` (an ``@websocket`` handler) echoes on any websocket path, answers HTTP
+    with 404, says what it serves, and still closes with 1001 at shutdown."""
+    with scallion_run(f"{app_dir / 'cliapp.py'}:core_echo", *options, cwd=elsewhere) as running:
+        for path in ["/", "/any/path", "/echo"]:
+            with connect(running.ws(path), open_timeout=10) as ws:
+                ws.send(path)
+                assert ws.recv(timeout=10) == path
+        assert running.get("/")[0] == 404
+        assert "serving the websocket handler cliapp.core_echo on every websocket path" in running.log()
+        received, close_code = close_seen_on_sigint(running)
+    assert (received, close_code) == (1001, 1001), running.log()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_run_a_bare_data_driven_handler(server: str, app_dir: Path, elsewhere: Path) -> None:
+    with scallion_run(f"{app_dir / 'cliapp.py'}:core_hello", "--server", server, cwd=elsewhere) as running:
+        assert running.get("/anything") == (200, "text/plain", b"core hello")
+        with pytest.raises(InvalidStatus) as refused, connect(running.ws("/ws"), open_timeout=10):
+            pass
+        assert refused.value.response.status_code == 200  # the handler's response refuses the handshake
+
+
+def test_run_a_bare_websocket_handler_on_granian(app_dir: Path, elsewhere: Path) -> None:
+    with scallion_run(f"{app_dir / 'cliapp.py'}:core_echo", "--server", "granian", cwd=elsewhere) as running:
+        with connect(running.ws("/x"), open_timeout=10) as ws:
+            ws.send("granian")
+            assert ws.recv(timeout=10) == "granian"
+        assert running.get("/")[0] == 404
+
+
+# -- server options --------------------------------------------------------------------------------------
+def test_ws_max_size_is_the_servers_limit(app_dir: Path, elsewhere: Path) -> None:
+    with scallion_run(str(app_dir / "cliapp.py"), "--ws-max-size", "1000", cwd=elsewhere) as running:  # noqa: SIM117
+        with connect(running.ws("/echo"), open_timeout=10, max_size=None) as ws:
+            ws.send("x" * 1000)
+            assert ws.recv(timeout=10) == "x" * 1000
+            ws.send("x" * 1001)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def client_seen(running: Running) -> str:
+    """The client address the app sees for a request from 127.0.0.1 claiming to forward for 203.0.113.9."""
+    connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+    try:
+        connection.request("GET", "/client", headers={"X-Forwarded-For": "203.0.113.9"})
+        return str(json.loads(connection.getresponse().read())["client"])
+    finally:
+        connection.close()
+
+
+PROXY_CASES = [
+    ("uvicorn", (), "203.0.113.9"),  # uvicorn trusts proxy headers from 127.0.0.1 by default
+    ("uvicorn", ("--no-proxy-headers",), "127.0.0.1"),
+    ("uvicorn", ("--forwarded-allow-ips", "10.0.0.1"), "127.0.0.1"),
+    ("granian", (), "127.0.0.1"),  # granian reads no proxy headers unless asked
+    ("granian", ("--proxy-headers",), "203.0.113.9"),
+    ("granian", ("--proxy-headers", "--forwarded-allow-ips", "10.0.0.1"), "127.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("server", "options", "client"), PROXY_CASES)
+def test_proxy_headers(server: str, options: tuple[str, ...], client: str, app_dir: Path, elsewhere: Path) -> None:
+    with scallion_run(str(app_dir / "cliapp.py"), "--server", server, *options, cwd=elsewhere) as running:
+        assert client_seen(running) == client
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--ws-ping-interval", "5"), "--ws-ping-interval: uvicorn option(s) that granian has no equivalent for"),
+        (("--ws", "wsproto", "--ws-max-size", "10"), "--ws, --ws-max-size: uvicorn option(s)"),
+        (("--forwarded-allow-ips", "10.0.0.1"), "--forwarded-allow-ips needs --proxy-headers with --server granian"),
+    ],
+)
+def test_granian_refuses_uvicorn_only_options(
+    options: tuple[str, ...], message: str, app_dir: Path, elsewhere: Path
+) -> None:
+    result = scallion("run", str(app_dir / "cliapp.py"), "--server", "granian", *options, cwd=elsewhere)
+    assert result.returncode == 2
+    assert message in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "big"])
+def test_ws_numbers_must_be_positive(value: str, app_dir: Path, elsewhere: Path) -> None:
+    result = scallion("run", str(app_dir / "cliapp.py"), "--ws-ping-interval", value, cwd=elsewhere)
+    assert result.returncode == 2
+    assert "--ws-ping-interval" in result.stderr
+
+
+# -- --broker, App.broker and the MemoryBroker warning --------------------------------------------------------
+def test_app_broker_is_built_from_scallion_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scallion import App
+    from scallion.pubsub import MemoryBroker, RedisBroker
+
+    monkeypatch.delenv("SCALLION_BROKER", raising=False)
+    app = App()
+    assert type(app.broker) is MemoryBroker
+    assert app.broker is app.broker  # built once
+    for url in ["redis://127.0.0.1:1/0", "rediss://example.com:6380/1", "unix:///run/redis.sock"]:
+        monkeypatch.setenv("SCALLION_BROKER", url)
+        broker = App().broker
+        assert type(broker) is RedisBroker and broker.url == url
+    monkeypatch.setenv("SCALLION_BROKER", "amqp://127.0.0.1/")
+    with pytest.raises(ValueError, match=r"SCALLION_BROKER='amqp://127.0.0.1/' is not a broker URL: expected redis://"):
+        App().broker  # noqa: B018
+
+
+def test_run_broker_sets_the_apps_broker(app_dir: Path, elsewhere: Path) -> None:
+    """Nothing connects before the first publish or subscribe, so no Redis needs to listen."""
+    url = "redis://127.0.0.1:1/3"
+    with scallion_run(str(app_dir / "cliapp.py"), "--broker", url, "--workers", "2", cwd=elsewhere) as running:
+        for _ in range(4):  # whichever worker answers
+            status, _, body = running.get("/broker")
+            assert (status, json.loads(body)) == (200, {"type": "RedisBroker", "url": url})
+        assert "MemoryBroker" not in running.log()
+
+
+def test_run_broker_with_an_unknown_scheme_exits_2(app_dir: Path, elsewhere: Path) -> None:
+    result = scallion("run", str(app_dir / "cliapp.py"), "--broker", "http://127.0.0.1/", cwd=elsewhere)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("scallion: error: --broker: SCALLION_BROKER='http://127.0.0.1/' is not a broker URL")
+
+
+WARNING = "MemoryBroker with --workers 2 splits pub/sub between workers: use --broker redis://..."
+
+
+@pytest.mark.parametrize(
+    ("target", "found"),
+    [("cli_brokers.py", "cli_brokers.news"), ("cliapp.py", "app.broker")],
+    ids=["module-level", "app.broker"],
+)
+def test_run_workers_with_a_memory_broker_warns(target: str, found: str, app_dir: Path, elsewhere: Path) -> None:
+    with scallion_run(str(app_dir / target), "--workers", "2", cwd=elsewhere) as running:
+        log = wait_for_text(running, WARNING)
+    line = next(line for line in log.splitlines() if WARNING in line)
+    assert line.startswith("WARNING:  scallion: ") and found in line, log
+
+
+def test_run_one_worker_with_a_memory_broker_does_not_warn(app_dir: Path, elsewhere: Path) -> None:
+    with scallion_run(str(app_dir / "cli_brokers.py"), cwd=elsewhere) as running:
+        assert running.get("/hello")[0] == 200
+        wait_for_text(running, '"GET /hello HTTP/1.1" 200')
+        assert "MemoryBroker" not in running.log()
+
+
+def wait_for_text(running: Running, text: str, deadline: float = DEADLINE) -> str:
+    """The server's log once it contains ``text``."""
+    end = time.monotonic() + deadline
+    while text not in (log := running.log()):
+        if time.monotonic() > end:
+            raise AssertionError(f"{text!r} not in the log within {deadline}s:\n{log}")
+        time.sleep(0.02)  # polling the log file, not synchronisation
+    return log
