@@ -3,7 +3,9 @@
 What is asserted: a publish on a pooled connection that died with the old Redis succeeds (reconnect, one retry);
 a publish or a subscribe while Redis is down raises ``BrokerUnavailable`` quickly and leaves no state behind;
 leaving a subscription during an outage is quiet; and under traffic, subscribers are subscribed again within
-250 ms of Redis accepting connections, after which no publish is lost."""
+250 ms of Redis accepting connections, after which no publish is lost. History and presence across a restart:
+a Redis that persists keeps history (recovery works across the restart), one that does not says so
+(``recovered is False``) and offsets stay ordered; present members are joined again by their heartbeat."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_server import RedisServer, start_redis
 from servers import free_port
 
-from scallion.pubsub import BrokerUnavailable, Message, RedisBroker, Subscription
+from scallion.pubsub import BrokerUnavailable, Message, Presence, RedisBroker, Subscription
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -255,3 +257,62 @@ async def test_a_restart_under_traffic_resubscribes_within_250ms_and_loses_nothi
     assert recovery < RECOVERY_BOUND
     assert numbers == sorted(set(numbers))  # in order, none twice
     assert lost_after == []
+
+
+# -- history and presence across a restart ----------------------------------------------------------------
+async def test_history_and_recovery_survive_a_restart_of_a_redis_that_persists(tmp_path: Path) -> None:
+    server = start_redis(tmp_path, persist=True)
+    broker = RedisBroker(server.url)
+    try:
+        offsets = [await broker.publish("log", f"m{n}") for n in range(3)]
+        server = server.restart()
+        history = await broker.history("log")  # on a pooled connection to the old Redis: retried, then fine
+        assert [(m.data, m.offset) for m in history] == [(f"m{n}", offsets[n]) for n in range(3)]
+        async with broker.subscribe("log", since=offsets[0]) as subscription:
+            assert subscription.recovered is True
+            live = await broker.publish("log", "live")
+            assert [m.data for m in await take(subscription, 3)] == ["m1", "m2", "live"]
+        assert live is not None and offsets[-1] is not None
+        assert broker.offset_order(live) > broker.offset_order(offsets[-1])  # type: ignore[operator]
+    finally:
+        await broker.close()
+        server.stop()
+
+
+async def test_a_restart_of_a_redis_without_persistence_says_not_recovered_and_offsets_stay_ordered(
+    server: list[RedisServer],
+) -> None:
+    broker = RedisBroker(server[0].url)
+    try:
+        old = await broker.publish("log", "before")
+        server[0] = server[0].restart()
+        assert await broker.history("log") == []
+        async with broker.subscribe("log", since=old) as subscription:
+            assert subscription.recovered is False  # the history is gone: the app resynchronises
+            new = await broker.publish("log", "after")
+            assert await take(subscription, 1) == [Message("log", "after")]
+        assert old is not None and new is not None
+        assert broker.offset_order(new) > broker.offset_order(old)  # type: ignore[operator]
+    finally:
+        await broker.close()
+
+
+async def test_present_members_are_joined_again_after_a_redis_restart(server: list[RedisServer]) -> None:
+    ttl = 0.6
+    present, watcher = RedisBroker(server[0].url, presence_ttl=ttl), RedisBroker(server[0].url, presence_ttl=ttl)
+    try:
+        async with watcher.subscribe("room", presence=True) as events, present.join("room", "ada", info={"n": 1}):
+            async with asyncio.timeout(5):
+                assert await anext(events) == Presence("room", "join", "ada", {"n": 1})
+            server[0] = server[0].restart()  # empty: ada is not in it any more
+            started = time.monotonic()
+            async with asyncio.timeout(5):
+                while await watcher.members("room") != {"ada": {"n": 1}}:
+                    await asyncio.sleep(0.01)  # polling Redis for the heartbeat's rejoin
+            assert time.monotonic() - started < ttl  # within one heartbeat (ttl / 3) and the reconnect
+        async with asyncio.timeout(5):
+            while await watcher.members("room"):  # and she leaves when her block ends
+                await asyncio.sleep(0.01)
+    finally:
+        await present.close()
+        await watcher.close()
