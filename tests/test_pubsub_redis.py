@@ -10,6 +10,7 @@ a Redis that persists keeps history (recovery works across the restart), one tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -316,3 +317,26 @@ async def test_present_members_are_joined_again_after_a_redis_restart(server: li
     finally:
         await present.close()
         await watcher.close()
+
+
+# -- connections ----------------------------------------------------------------------------------------------
+async def test_a_process_holds_at_most_max_connections_whatever_the_sockets_and_channels(
+    server: list[RedisServer],
+) -> None:
+    broker = RedisBroker(server[0].url, max_connections=4)
+    observer = Redis.from_url(server[0].url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for n in range(100):  # 100 channels, 2 sockets each, half of them present
+                for _ in range(2):
+                    await stack.enter_async_context(broker.subscribe(f"c{n}", presence=n % 2 == 0))
+                await stack.enter_async_context(broker.join(f"c{n}", f"member{n}"))
+            async with asyncio.timeout(20):  # 500 publishes at once, with and without history
+                offsets = await asyncio.gather(*(broker.publish(f"c{n % 100}", "x") for n in range(500)))
+                await asyncio.gather(*(broker.history(f"c{n}") for n in range(100)))
+            assert all(offsets)
+            clients = await observer.client_list()
+            assert len(clients) - 1 <= 4, f"{len(clients) - 1} connections"  # the observer is one more
+    finally:
+        await broker.close()
+        await observer.aclose()
