@@ -73,6 +73,10 @@ def parse_query(query: str | bytes) -> QueryParams:
     return params
 
 
+WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
+"""The websocket scheme of an HTTP one: what ``websocket.scheme`` reads where a server put the HTTP scheme."""
+
+
 class ScopeView:
     """Attributes read off a request dict (``scope``), computed once on first use."""
 
@@ -85,7 +89,11 @@ class ScopeView:
 
     @property
     def scheme(self) -> str:
-        """``http``/``https`` for requests, ``ws``/``wss`` for websockets."""
+        """``http``/``https`` for requests, ``ws``/``wss`` for websockets, also where the server puts ``http``/
+        ``https`` (or, as daphne does, nothing) in a websocket scope."""
+        if self.scope.get("type") == "websocket":
+            scheme = str(self.scope.get("scheme", "ws"))
+            return WEBSOCKET_SCHEMES.get(scheme, scheme)
         return str(self.scope.get("scheme", "http"))
 
     @cached_property

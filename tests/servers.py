@@ -1,11 +1,11 @@
 """Real servers in subprocesses for the real-server tests (``tests/test_servers_*.py``).
 
 ``start_server(kind, "module:app", workdir)`` picks a free port on 127.0.0.1, starts uvicorn (with the
-``websockets-sansio`` or ``wsproto`` implementation) or granian on it, waits until the port accepts TCP
-connections and returns a :class:`RunningServer`. The server's stdout and stderr go to one log file, so tests can
-assert on printed and logged lines; apps under ``tests/apps`` write lifecycle events (hooks, ``finally`` blocks)
-to one file per connection key in ``events_dir`` (see ``tests/apps/recorder.py``). ``stop()`` ends the server by
-PID: SIGINT, then SIGKILL after a timeout.
+``websockets-sansio`` or ``wsproto`` implementation), granian, hypercorn or daphne on it, waits until the port
+accepts TCP connections and returns a :class:`RunningServer`. The server's stdout and stderr go to one log file,
+so tests can assert on printed and logged lines; apps under ``tests/apps`` write lifecycle events (hooks,
+``finally`` blocks) to one file per connection key in ``events_dir`` (see ``tests/apps/recorder.py``).
+``stop()`` ends the server by PID: SIGINT, then SIGKILL after a timeout.
 
 No fixed sleeps: every wait polls a condition (a TCP connect, a file) against a deadline.
 """
@@ -38,6 +38,13 @@ EXAMPLES = REPO / "examples"
 SERVERS = ("uvicorn-websockets-sansio", "uvicorn-wsproto", "granian")
 """The server kinds every real-server test runs against."""
 
+MORE_SERVERS = ("hypercorn", "daphne")
+"""Other servers users run. The modules that set ``SERVER_KINDS = ALL_SERVERS`` (the seed tests, the lifecycle
+table, HTTP) run on them too; the rest stay on SERVERS, to keep the suite's time down (tests/conftest.py)."""
+
+ALL_SERVERS = (*SERVERS, *MORE_SERVERS)
+"""Every server kind ``start_server`` knows besides ``scallion run``."""
+
 POLL = 0.005
 """Seconds between two looks at a polled condition (a file, a port)."""
 
@@ -58,6 +65,10 @@ def server_command(kind: str, target: str, port: int) -> list[str]:
     if kind == "granian":
         return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
                 "--port", str(port), "--workers", "1", target]
+    if kind == "hypercorn":  # one worker process under hypercorn's supervisor, as `hypercorn app:app` runs
+        return [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", target]
+    if kind == "daphne":  # no lifespan: daphne never sends lifespan.startup/shutdown
+        return [sys.executable, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), target]
     if kind in SCALLION_RUN:  # `scallion run`, whose uvicorn is websockets-sansio (uvicorn's "auto")
         return [sys.executable, "-m", "scallion", "run", target, "--host", "127.0.0.1", "--port", str(port),
                 "--server", kind.removeprefix("scallion-run-")]
