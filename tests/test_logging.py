@@ -242,6 +242,23 @@ def test_run_logs_a_crash_as_error_with_traceback_like_uvicorn(running: Running)
     assert "Traceback (most recent call last)" in log.split(line, 1)[1]
 
 
+@pytest.mark.parametrize("running", [("--server", "granian")], indirect=True)
+def test_run_granian_logs_like_granian_at_its_level(running: Running) -> None:
+    assert close_code(running, "/crash") == 1011
+    log = wait_for_log(running, "ValueError: boom")
+    assert "[ERROR] scallion: websocket handler logapp.crash failed" in log, log
+    assert close_code(running, "/json", "{not json") == 1007
+    wait_for_log(running, "[INFO] scallion.client: closing websocket /json with 1007")
+
+
+@pytest.mark.parametrize("running", [("--server", "granian", "--log-level", "critical")], indirect=True)
+def test_run_granian_log_level_critical_silences_scallion(running: Running) -> None:
+    assert close_code(running, "/crash") == 1011
+    assert close_code(running, "/json", "{not json") == 1007
+    log = running.log()
+    assert "scallion" not in log and "boom" not in log and "1007" not in log, log
+
+
 def test_run_logs_bad_json_as_info_rate_limited(running: Running) -> None:
     for _ in range(12):
         assert close_code(running, "/json", "{not json") == 1007
