@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck pytest redis-server soak bench bench-instructions clean
+.PHONY: install demo test lint typecheck pytest redis-server chromium asyncapi-schema soak bench bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,19 @@ redis-server:
 	@command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq redis-server >/dev/null)
 
-pytest: $(VENV)/.installed-test redis-server
+# The browser tests drive Debian's chromium with Playwright (Playwright's own browser download cannot work here).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium >/dev/null)
+
+# The official AsyncAPI 3.0 JSON Schema (npm's @asyncapi/specs), for tests/test_realtime_asyncapi.py.
+ASYNCAPI_SPECS := .cache/asyncapi/node_modules/@asyncapi/specs/package.json
+$(ASYNCAPI_SPECS):
+	mkdir -p .cache/asyncapi
+	npm install --silent --no-audit --no-fund --prefix .cache/asyncapi @asyncapi/specs@6
+asyncapi-schema: $(ASYNCAPI_SPECS)
+
+pytest: $(VENV)/.installed-test redis-server chromium asyncapi-schema
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 test: lint typecheck pytest
