@@ -267,3 +267,13 @@ class App(Server):
     def routes(self) -> list[tuple[str, list[str], str]]:
         """``(path, methods, handler name)`` for every route, websockets included."""
         return [(path, methods, handler_name(getattr(h, "func", h))) for path, methods, h in Router(self.table).table()]
+
+    def asyncapi(self, path: str = "/asyncapi.json", title: str | None = None, version: str | None = None) -> None:
+        """Serve the AsyncAPI 3.0 document of this app's websocket routes (:mod:`scallion.asyncapi`) at ``path``."""
+        from .asyncapi import asyncapi_document
+
+        async def asyncapi_json() -> Response:
+            body = _json_encode(asyncapi_document(self, title, version))
+            return {"status": 200, "body": body, "headers": {"content-type": "application/json"}}
+
+        self.route(path)(asyncapi_json)
