@@ -59,7 +59,7 @@ from typing import Any, NoReturn, Protocol
 
 import msgspec
 
-from .context import current_websocket
+from .context import current_methods, current_websocket
 from .datastructures import ScopeView
 from .log import client_log
 from .response import built as ws_send_built
@@ -731,6 +731,9 @@ class Connection(ScopeView):
             return await self._end(session)
         send = self._send
         current_websocket.set(self)  # the `websocket` object, in hooks and handler alike
+        methods = (self.send, self.receive, self.send_json, self.receive_json)
+        for var, method in zip(current_methods, methods, strict=True):
+            var.set(method)
         scope = self.scope
         foreign_cancel: asyncio.CancelledError | None = None
         try:

@@ -23,6 +23,11 @@ current_request: ContextVar[RequestDict] = ContextVar("scallion.request")
 VIEW = "scallion.request"
 """The key under which the request dict keeps its :class:`Request` view, once made."""
 current_websocket: ContextVar[Connection] = ContextVar("scallion.websocket")
+current_methods: tuple[ContextVar[Any], ...] = tuple(
+    ContextVar(f"scallion.websocket.{name}") for name in ("send", "receive", "send_json", "receive_json")
+)
+"""The current connection's bound ``send``, ``receive``, ``send_json`` and ``receive_json``, in that order, set with
+``current_websocket``: the ``websocket`` object reads them without a Python frame (scallion/handlers.py)."""
 
 
 class Request(ScopeView):

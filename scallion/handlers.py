@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from .asgi import handler_name
 from .connection import Connection
-from .context import OutsideHandler, current_websocket
+from .context import OutsideHandler, current_methods, current_websocket
 from .types import Hook, Request
 
 
@@ -167,6 +167,22 @@ class ObjectHandler(SessionHandler):
         return self.func(*session.args, **session.kwargs)  # type: ignore[no-any-return]
 
 
+class _Decorator:
+    """``@websocket(on_connect=..., ...)``: decorates a seed-000 handler with its hooks. Awaiting it is the mistake
+    ``await websocket.receive()`` outside a connection, and says so."""
+
+    def __init__(self, on_connect: Hook | None, on_disconnect: Hook | None, on_close: Hook | None) -> None:
+        self.hooks = (on_connect, on_disconnect, on_close)
+
+    def __call__(self, function: Callable[..., Any]) -> WebSocketHandler:
+        return WebSocketHandler(function, *self.hooks)
+
+    def __await__(self) -> Any:
+        raise OutsideHandler(
+            "websocket.receive() / websocket.receive_json() are only available inside a websocket handler"
+        )
+
+
 if TYPE_CHECKING:
     _ConnectionView = Connection  # type checkers see every Connection attribute on `websocket`, typed
 else:
@@ -207,18 +223,23 @@ class _WebSocketObject(_ConnectionView):
         """``@websocket`` or ``@websocket(on_connect=, on_disconnect=, on_close=)`` on an async generator
         ``(scope, receiver, *route_params)`` (or a coroutine with that signature)."""
 
-        def decorate(function: Callable[..., Any]) -> WebSocketHandler:
-            return WebSocketHandler(function, on_connect, on_disconnect, on_close)
-
+        if func is not None and not callable(func):  # websocket.send(data) outside a connection (see above)
+            raise OutsideHandler(
+                "websocket.send() / websocket.send_json() are only available inside a websocket handler"
+            )
+        decorate = _Decorator(on_connect, on_disconnect, on_close)
         return decorate(func) if func is not None else decorate
 
     if not TYPE_CHECKING:  # type checkers see the typed attributes of the view instead, and report unknown ones
+        # The hot four read the current connection's bound method out of a ContextVar with no Python frame on
+        # the way (a property whose getter is ContextVar.get, the proxy itself its default): the proxy's
+        # lookup would otherwise cost more per message than the rest of scallion. Outside a connection they
+        # give the proxy, whose __call__ then says so (see __call__ and _Decorator).
+        send, receive, send_json, receive_json = (property(var.get) for var in current_methods)
 
-        def __getattribute__(self, name: str) -> Any:
+        def __getattr__(self, name: str) -> Any:
             current = current_websocket.get(None)
-            if current is None:
-                if name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
-                    return object.__getattribute__(self, name)
+            if current is None or name[:2] == "__":  # isinstance(), copy, inspect... see the proxy itself
                 raise OutsideHandler(f"websocket.{name} is only available inside a websocket handler")
             return getattr(current, name)
 
