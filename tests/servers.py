@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
@@ -44,6 +45,49 @@ table, HTTP) run on them too; the rest stay on SERVERS, to keep the suite's time
 
 ALL_SERVERS = (*SERVERS, *MORE_SERVERS)
 """Every server kind ``start_server`` knows besides ``scallion run``."""
+
+# -- what a server cannot do: per-server expectations, each proven with a raw ASGI app (tests/test_servers_more.py)
+def sends_close_code(kind: str, code: int) -> bool:
+    """Whether server ``kind`` sends close ``code``: daphne's (autobahn's ``sendClose``) raises ``Exception("invalid
+    close code 1001 (must be 1000 or from [3000, 4999])")`` for any other code."""
+    return kind != "daphne" or code == 1000 or 3000 <= code <= 4999
+
+
+CLOSE_FALLBACK_PENDING = pytest.mark.xfail(
+    strict=True,
+    reason="where daphne refuses a close code, scallion/connection.py Connection.close should log one warning naming "
+           "the code and close with 1000; today it logs a traceback and the socket stays open (docs/cli.md, Servers)",
+)
+"""Marks a test expecting that fallback; remove it from :func:`close_code_seen` once ``Connection.close`` has it."""
+
+
+def close_code_seen(request: pytest.FixtureRequest, kind: str, code: int) -> int:
+    """The close code a client sees when scallion closes with ``code`` on ``kind``: ``code``, or 1000 where the
+    server refuses to send it (daphne; docs/cli.md, Servers)."""
+    if sends_close_code(kind, code):
+        return code
+    request.applymarker(CLOSE_FALLBACK_PENDING)
+    return 1000
+
+
+def close_reason_seen(kind: str, reason: str) -> str:
+    """The close reason a client sees: daphne drops every reason (its ``serverClose`` passes only the code)."""
+    return "" if kind == "daphne" else reason
+
+
+SENDS_EMPTY_MESSAGES = {"daphne": False}
+"""daphne sends nothing for an empty text or binary message (``if message.get("text")`` in its handle_reply);
+every other server sends it."""
+
+HTTP_RESPONSE_EXTENSION = {"daphne": False}
+"""daphne lacks ASGI's ``websocket.http.response`` extension: a denial (``ws_deny``, an exception before accept)
+reaches the client as the plain close-before-accept, HTTP 403 without a body; every other server has it."""
+
+
+def denial_seen(kind: str, status: int, body: bytes) -> tuple[int, bytes]:
+    """``(status, body)`` the client gets when scallion denies a handshake with that HTTP response."""
+    return (status, body) if HTTP_RESPONSE_EXTENSION.get(kind, True) else (403, b"")
+
 
 POLL = 0.005
 """Seconds between two looks at a polled condition (a file, a port)."""

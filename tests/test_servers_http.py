@@ -6,9 +6,11 @@ import http.client
 from collections.abc import Callable
 
 import pytest
-from servers import RunningServer
+from servers import ALL_SERVERS, RunningServer
 
 pytestmark = pytest.mark.timeout(60)
+
+SERVER_KINDS = ALL_SERVERS
 
 
 @pytest.fixture(scope="module")
