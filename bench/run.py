@@ -127,7 +127,7 @@ class Options:
     memory_server: str = "uvicorn-sansio"
     apps: list[str] = field(default_factory=lambda: list(DEFAULT_APPS))
     servers: list[str] = field(default_factory=lambda: [*ASGI_SERVERS, "granian-rsgi"])
-    workloads: list[str] = field(default_factory=lambda: ["echo", "http", "broadcast", "memory"])
+    workloads: list[str] = field(default_factory=lambda: ["echo", "http", "broadcast", "memory", "pubsub-redis"])
     quick: bool = False
     render: Path | None = None
     out: str | None = None
@@ -323,8 +323,15 @@ def run(options: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
             serving = next((s for s in specs if label in s.echo), None)
             if serving is not None:
                 memory.append(measure_memory(label, serving, path, options, log))
+    pubsub_redis = None
+    if "pubsub-redis" in options.workloads:  # bench/pubsub_redis.py: 2 processes through Redis, its own rounds
+        from . import pubsub_redis as cross
+
+        cross_options = cross.Options(options.rounds, options.subscribers, duration=options.duration)
+        pubsub_redis = cross.run(cross_options, log) if cross.ready(log) else None
     elapsed = time.monotonic() - started
     return {
+        "pubsub_redis": pubsub_redis,
         "options": {k: v for k, v in vars(options).items() if k not in ("render", "out")},
         "machine": report.machine_info(),
         "pinning": dict(zip(("server_core", "client_core"), cores_to_pin(), strict=True)),
@@ -371,6 +378,10 @@ def write(data: dict[str, Any], stem_name: str) -> list[Path]:
     body = report.results_markdown(data["summary"], ORDER, SERVER_ORDER, titles)
     if data["memory"]:
         body += "\n\n### Idle websockets: RSS per connection\n\n" + report.memory_markdown(data["memory"])
+    if data.get("pubsub_redis"):
+        from .pubsub_redis import markdown
+
+        body += "\n\n" + markdown(data["pubsub_redis"])
     if errors:
         body += "\n\n### Errors\n\n" + "\n".join(
             f"- round {e['round']} {e['workload']} {e['framework']} {e['server']}: {e['error']}" for e in errors
@@ -396,7 +407,7 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--memory-server", choices=sorted(SERVERS), help="server for the memory test")
     parser.add_argument("--apps", nargs="+", choices=sorted(APPS), help=f"default: {' '.join(DEFAULT_APPS)}")
     parser.add_argument("--servers", nargs="+", choices=sorted(SERVERS), help="default: all")
-    parser.add_argument("--workloads", nargs="+", choices=["echo", "http", "broadcast", "memory"])
+    parser.add_argument("--workloads", nargs="+", choices=["echo", "http", "broadcast", "memory", "pubsub-redis"])
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the table and chart of a run")
     parser.add_argument("--out", help="result file stem in bench/results (default: bench, bench-quick, bench-partial)")
     args = parser.parse_args(argv)
