@@ -66,6 +66,9 @@ def culprit(request: Request, exc: BaseException) -> str:
     return f"handler {handler_name(endpoint)}" if endpoint is not None else "the handler chain"
 
 
+_LENGTHS = [b"%d" % length for length in range(4096)]
+"""``Content-Length`` values of short bodies, formatted once."""
+
 _encoded: dict[tuple[str, Any], tuple[bytes, bytes]] = {}
 """Response headers already encoded, by ``(name, value)``: most responses repeat the same few."""
 
@@ -85,11 +88,14 @@ def response_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], boo
     has_length = False
     headers = response.get("headers")
     if headers:
+        encoded = _encoded
         for item in headers.items():
             try:
-                pair = _encoded.get(item) or _encode(item)
+                pair = encoded.get(item)
             except TypeError:  # an unhashable value: encoded, not remembered
                 pair = _encode(item, cache=False)
+            if pair is None:
+                pair = _encode(item)
             if pair[0] == b"content-length":
                 has_length = True
             raw.append(pair)
@@ -111,7 +117,8 @@ def body_messages(response: Response) -> tuple[Message, Message]:
     if type(body) is not bytes:
         body = body.encode() if isinstance(body, str) else bytes(body)
     if not has_length and status not in WITHOUT_LENGTH:
-        raw.append((b"content-length", b"%d" % len(body)))
+        length = len(body)
+        raw.append((b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length))
     return {"type": "http.response.start", "status": status, "headers": raw}, {
         "type": "http.response.body",
         "body": body,

@@ -9,19 +9,29 @@ from urllib.parse import parse_qsl, unquote
 
 from .types import Request
 
+_names: dict[bytes, str] = {}
+"""Header names already decoded, by their bytes as the server sent them: requests repeat the same few."""
+
+
+def _name(key: bytes) -> str:
+    name = key.lower().decode("latin-1")
+    if len(_names) < 1024:
+        _names[key] = name
+    return name
+
 
 def headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """ASGI headers -> ``{lower-case name: value}``; repeated names are joined with ``,`` (cookies with ``; ``)."""
-    headers = {key.lower().decode("latin-1"): value.decode("latin-1") for key, value in raw}
-    if len(headers) == len(raw):
-        return headers
-    headers = {}  # a name repeats: join its values
+    """ASGI headers -> ``{lower-case name: value}``; repeated names are joined with ``,`` (cookies with ``; ``).
+    Values are latin-1 (ASGI); an ASCII value decodes by the codec-free fast path."""
+    headers: dict[str, str] = {}
+    names = _names
     for key, value in raw:
-        name = key.lower().decode("latin-1")
+        name = names.get(key) or _name(key)
+        text = value.decode() if value.isascii() else value.decode("latin-1")
         if name in headers:
-            headers[name] += ("; " if name == "cookie" else ",") + value.decode("latin-1")
+            headers[name] += ("; " if name == "cookie" else ",") + text
         else:
-            headers[name] = value.decode("latin-1")
+            headers[name] = text
     return headers
 
 
