@@ -149,6 +149,21 @@ _NORMAL = (1000, "")
 _CLIENT_LEFT = _NORMAL  # the socket is already closed: close() after the cancellation does nothing
 
 
+_refused_close_codes: set[int] = set()
+
+
+def _warn_refused_close_code(code: int, exc: Exception) -> None:
+    """Log once per code and process that the server refused to send close ``code`` (daphne)."""
+    if code not in _refused_close_codes:
+        _refused_close_codes.add(code)
+        logger.warning(
+            "the server refused to send close code %d (%s): closed with 1000 instead; daphne sends only 1000 and "
+            "3000-4999 (docs/cli.md, Servers)",
+            code,
+            exc,
+        )
+
+
 def _fit_reason(reason: str) -> str:
     """``reason`` cut to the 123 bytes of UTF-8 a close frame has room for."""
     encoded = reason.encode("utf-8", "replace")
@@ -596,6 +611,15 @@ class Connection(ScopeView):
                 await self._send(message)
         except (OSError, TimeoutError):
             pass  # the client is already gone
+        except Exception as exc:  # daphne sends only 1000 and 3000-4999 ("invalid close code 1001 ...")
+            if was is not OPEN or code == 1000 or 3000 <= code <= 4999:
+                raise
+            _warn_refused_close_code(code, exc)
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self._send({"type": "websocket.close", "code": 1000})
+            except (OSError, TimeoutError):
+                pass
 
     async def crash(self) -> None:
         """End the connection because of a server-side error: close 1011 after accept; before accept, answer the

@@ -53,21 +53,10 @@ def sends_close_code(kind: str, code: int) -> bool:
     return kind != "daphne" or code == 1000 or 3000 <= code <= 4999
 
 
-CLOSE_FALLBACK_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="where daphne refuses a close code, scallion/connection.py Connection.close should log one warning naming "
-           "the code and close with 1000; today it logs a traceback and the socket stays open (docs/cli.md, Servers)",
-)
-"""Marks a test expecting that fallback; remove it from :func:`close_code_seen` once ``Connection.close`` has it."""
-
-
 def close_code_seen(request: pytest.FixtureRequest, kind: str, code: int) -> int:
     """The close code a client sees when scallion closes with ``code`` on ``kind``: ``code``, or 1000 where the
     server refuses to send it (daphne; docs/cli.md, Servers)."""
-    if sends_close_code(kind, code):
-        return code
-    request.applymarker(CLOSE_FALLBACK_PENDING)
-    return 1000
+    return code if sends_close_code(kind, code) else 1000
 
 
 def close_reason_seen(kind: str, reason: str) -> str:
