@@ -106,6 +106,8 @@ class Subscription(Generic[T]):
         self._replay: deque[Message] = deque()
         self._skip_through: tuple[int, ...] | None = None
         """While set: live messages of ``channels[0]`` at or before this offset were replayed already."""
+        self._special = True
+        """Whether ``__anext__`` takes the slow path: before entry, and while replaying or skipping."""
 
     async def __aenter__(self) -> Subscription[T]:
         await self.broker.attach(self)
@@ -116,6 +118,7 @@ class Subscription(Generic[T]):
                 with contextlib.suppress(Exception):
                     await self.broker.detach(self)
                 raise
+        self._special = bool(self._replay) or self._skip_through is not None
         return self
 
     async def __aexit__(
@@ -127,6 +130,17 @@ class Subscription(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        if self._special:  # not entered, or replaying, or skipping the overlap: the slow path
+            return await self._next_special()
+        if self.dropped and self._queue.empty():
+            raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
+        message = await self._queue.get()
+        if message is _END:
+            self._queue.put_nowait(_END)  # every later read ends too
+            raise StopAsyncIteration
+        return message  # type: ignore[return-value]
+
+    async def _next_special(self) -> T:
         if not self.entered:
             raise RuntimeError("a subscription listens inside `async with broker.subscribe(...) as subscription:`")
         if self._replay:
@@ -136,13 +150,14 @@ class Subscription(Generic[T]):
                 raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
             message = await self._queue.get()
             if message is _END:
-                self._queue.put_nowait(_END)  # every later read ends too
+                self._queue.put_nowait(_END)
                 raise StopAsyncIteration
             if self._skip_through is not None and type(message) is Message and message.offset is not None:
                 order = self.broker.offset_order(message.offset)
                 if order is not None and order <= self._skip_through:
                     continue  # replayed from history already
                 self._skip_through = None  # live messages come in order: no later one was replayed
+            self._special = self._skip_through is not None
             return message  # type: ignore[return-value]
 
     def put(self, message: Message | Presence) -> bool:
