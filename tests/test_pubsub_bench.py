@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("picows")
 
-from bench import pubsub_redis  # noqa: E402
+from bench import pubsub_redis
 
 pytestmark = pytest.mark.timeout(60)
 
