@@ -7,7 +7,12 @@
 * :func:`merge`: wait on the client and a subscription at once (``async for item in merge(receiver, sub)``).
 
 ``async with broker.subscribe("room") as subscription: async for message in subscription`` gives
-:class:`Message` tuples ``(channel, data)``; ``await broker.publish("room", data)`` sends ``str`` or ``bytes``.
+:class:`Message` tuples ``(channel, data, offset)``; ``await broker.publish("room", data)`` sends ``str`` or
+``bytes`` and returns the message's offset. Each channel keeps a bounded :class:`History`
+(``await broker.history(room)``), so ``broker.subscribe(room, since=offset)`` replays what a reconnecting client
+missed (``subscription.recovered`` says whether it could). ``async with broker.join(room, member_id, info=...)``
+makes a member present, ``await broker.members(room)`` lists them, and ``subscribe(room, presence=True)`` adds
+:class:`Presence` join/leave events.
 :class:`BrokerUnavailable`: the broker's server (Redis) cannot be reached, so that publish was not delivered or
 that subscription never started.
 """

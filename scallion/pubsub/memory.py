@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .broker import Broker, Message, Presence, Subscription, check_limit, check_payload
-from .history import ChannelLog
+from .history import ChannelLog, History
 
 
 class MemoryBroker(Broker):
@@ -23,8 +24,14 @@ class MemoryBroker(Broker):
     For one server worker, and for tests; with several workers or machines use :class:`~scallion.pubsub.RedisBroker`.
     """
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self,
+        *,
+        max_queue: int = 1024,
+        history: History | None = None,
+        history_for: Mapping[str, History] | None = None,
+    ) -> None:
+        super().__init__(max_queue=max_queue, history=history, history_for=history_for)
         self.epoch = str(time.time_ns() // 1_000_000)
         self._numbers = itertools.count(1)
         self._logs: dict[str, ChannelLog] = {}
