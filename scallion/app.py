@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from .asgi import Server, handler_name, is_response, standard_not_found
+from .asgi import Ready, Server, handler_name, is_response, ready, standard_not_found
 from .context import current_request
 from .handlers import ObjectHandler, SessionHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
@@ -72,26 +72,48 @@ def to_response(result: Any, func: Callable[..., Any]) -> Response:
         return {"status": 200, "body": result, "headers": {"content-type": "application/octet-stream"}}
     if result is None:
         return {"status": 204, "body": b""}
+    return {"status": 200, "body": _json_body(result, func), "headers": {"content-type": "application/json"}}
+
+
+def _json_body(result: Any, func: Callable[..., Any]) -> bytes:
+    """``result`` encoded as JSON (msgspec); a clear ``TypeError`` naming the route handler if it cannot be."""
     try:
-        body = _json_encode(result)
+        return _json_encode(result)
     except (TypeError, msgspec.EncodeError) as exc:
         raise TypeError(
-            f"route handler {handler_name(func)} returned {kind.__name__}, which is not a response dict, str, "
-            f"bytes, None or JSON-encodable: {exc}"
+            f"route handler {handler_name(func)} returned {type(result).__name__}, which is not a response dict, "
+            f"str, bytes, None or JSON-encodable: {exc}"
         ) from exc
-    return {"status": 200, "body": body, "headers": {"content-type": "application/json"}}
 
 
-def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str]) -> Handler:
-    """Wrap an App route function: set ``request``, pass route values by name, convert the result."""
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+_BINARY = (b"content-type", b"application/octet-stream")
+_JSON = (b"content-type", b"application/json")
 
-    async def endpoint(scope: dict[str, Any], *args: Any) -> Response:
+
+def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str], app: App) -> Handler:
+    """Wrap an App route function: set ``request``, pass route values by name, convert the result. With no
+    middleware around the routes (``app.bare``), a ``str``, ``bytes``, ``None`` or JSON result becomes a
+    :class:`~scallion.asgi.Ready` response: nobody can look at a response dict, so none is built."""
+
+    async def endpoint(scope: dict[str, Any], *args: Any) -> Response | Ready:
         token = current_request.set(scope)
         try:
             result = await (func(**dict(zip(names, args, strict=True))) if args else func())
         finally:
             current_request.reset(token)
-        if type(result) is str:  # the common case, without a call
+        if app.bare:
+            kind = type(result)
+            if kind is str:  # the common case first
+                return ready(200, _TEXT, result.encode())
+            if kind is dict and type(result.get("status")) is int:
+                return result  # type: ignore[no-any-return]  # a response dict
+            if kind is bytes:
+                return ready(200, _BINARY, result)
+            if result is None:
+                return ready(204, None, b"")
+            return ready(200, _JSON, _json_body(result, func))
+        if type(result) is str:
             return {"status": 200, "body": result.encode(), "headers": {"content-type": "text/plain; charset=utf-8"}}
         return to_response(result, func)
 
@@ -134,6 +156,8 @@ class App(Server):
         self.start_hooks: list[Callable[[], Any]] = []
         self.stop_hooks: list[Callable[[], Any]] = []
         self.compiled = False
+        self.bare = False
+        """True once compiled with no middleware around the routes: route results are sent without response dicts."""
 
     # -- declaring ------------------------------------------------------------------------------------
     def route(self, path: str | None = None, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
@@ -154,7 +178,7 @@ class App(Server):
             listed = check_methods(route, methods, func)
             names = route_names(route, func)
             check_call(route, listed, func, [], [], names)
-            self._add(route, listed, _endpoint(func, names))
+            self._add(route, listed, _endpoint(func, names, self))
             return func
 
         return decorate
@@ -229,6 +253,7 @@ class App(Server):
             # The host check is in the chain only when there is one: the default HTTP path pays nothing for it.
             checks = [] if self.hosts is None else [wrap_allowed_hosts(self.hosts)]
             self.handler = apply_middleware(*checks, *self.middlewares, wrap_routes(self.table))(self.not_found)
+            self.bare = not checks and not self.middlewares
             self.compiled = True
         return self
 

@@ -108,6 +108,30 @@ def response_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], boo
     return raw, has_length
 
 
+class Ready(tuple[Message, Message]):
+    """A response already encoded: its ``http.response.start`` and ``http.response.body`` messages, which the server
+    sends as they are. An :class:`~scallion.App` route with no middleware around it returns one for a ``str``,
+    ``bytes``, ``None`` or JSON result, since nothing can look at the response dict it would otherwise build;
+    a middleware always gets response dicts."""
+
+
+def ready(status: int, content_type: tuple[bytes, bytes] | None, body: bytes) -> Ready:
+    """The :class:`Ready` response of ``status`` with one (already encoded) ``content_type`` header and ``body``."""
+    if content_type is None:  # 204
+        return Ready(({"type": "http.response.start", "status": status, "headers": []}, _EMPTY_BODY))
+    length = len(body)
+    headers = [content_type, (b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length)]
+    return Ready(
+        (
+            {"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": body},
+        )
+    )
+
+
+_EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
+
+
 def body_messages(response: Response) -> tuple[Message, Message]:
     """The ``http.response.start`` and ``http.response.body`` messages of a response dict with a ``body``;
     ``content-length`` is added unless present or the status has no body."""
@@ -256,6 +280,13 @@ class Server:
             request["body"] = b""
         try:
             response = await self.handler(request)
+            if type(response) is Ready:
+                try:
+                    await send(response[0])
+                    await send(response[1])
+                except OSError:
+                    pass  # the client left mid-response
+                return
             if type(response) is not dict or type(response.get("status")) is not int:
                 response = self._not_a_response(request, response)
         except BadRequest as exc:  # bad client input, such as a malformed JSON body: no traceback

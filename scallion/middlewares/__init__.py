@@ -15,12 +15,8 @@ from .cors import wrap_cors
 from .json import wrap_json
 from .origin import wrap_allowed_hosts, wrap_origin
 from .parameters import wrap_parameters
-from .routes import wrap_routes
+from .routes import call_handler, wrap_routes
 from .static import wrap_static
-
-
-def _call_handler(handler: Handler, request: Request) -> Awaitable[Any]:
-    return handler(request)
 
 
 def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
@@ -28,7 +24,7 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
 
     The chain is built once, here. The glue returns awaitables instead of awaiting them, so composing costs
     no coroutine per request of its own."""
-    chain: Middleware = _call_handler
+    chain: Middleware = call_handler
     for middleware in reversed(middlewares):
         chain = middleware(chain)
 

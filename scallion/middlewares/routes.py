@@ -23,6 +23,11 @@ class _Bound:
         return self.func(request, *self.args)
 
 
+def call_handler(handler: Handler, request: Request) -> Awaitable[Any]:
+    """The innermost link of every middleware chain (:func:`~scallion.middlewares.apply_middleware`)."""
+    return handler(request)
+
+
 async def _ready(response: Response) -> Response:
     return response
 
@@ -55,6 +60,8 @@ def wrap_routes(table: Iterable[tuple[str, Sequence[str], Handler]]) -> Middlewa
     static = router.static
 
     def wrap(next_middleware: Middleware) -> Middleware:
+        last = next_middleware is call_handler  # the innermost middleware (as a rule): call the handler itself
+
         def route(handler: Handler, request: Request) -> Awaitable[Any]:
             matches = static.get(request["path"])
             match = matches.get(request["method"]) if matches is not None else None
@@ -63,7 +70,11 @@ def wrap_routes(table: Iterable[tuple[str, Sequence[str], Handler]]) -> Middlewa
                 request["endpoint"] = found.handler
                 if found.args:
                     request["path_params"] = found.params
+                    if last:
+                        return found.handler(request, *found.args)
                     return next_middleware(_Bound(found.handler, found.args), request)
+                if last:
+                    return found.handler(request)
                 return next_middleware(found.handler, request)
             if found is None:
                 return next_middleware(handler, request)
