@@ -643,6 +643,23 @@ def format_routes(rows: Sequence[tuple[str, Sequence[str], str]]) -> Iterator[st
         yield f"{path:<{widths[0]}}  {methods:<{widths[1]}}  {name}"
 
 
+def print_asyncapi(app: object, target: Target) -> int:
+    """Print the AsyncAPI 3.0 document of ``app``'s websocket routes (an :class:`App`, or a build_server app whose
+    chain has ``wrap_routes``); exit status 1 when no routing table can be found."""
+    from .asyncapi import asyncapi_document
+
+    if _is(app, App):
+        document = asyncapi_document(app)
+    else:
+        routers = find_routers(app.handler) if _is(app, Server) else []
+        if not routers:
+            print(f"{target}: no route table found for an AsyncAPI document", file=sys.stderr)
+            return 1
+        document = asyncapi_document([row for router in routers for row in router.table()])
+    print(json.dumps(document, indent=2))
+    return 0
+
+
 # -- command line ----------------------------------------------------------------------------------------
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of the ``scallion`` command."""
@@ -689,6 +706,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     routes = commands.add_parser("routes", help="print the route table", description="Print an app's routes.")
     routes.add_argument("target", metavar="TARGET", help=target_help)
+
+    asyncapi = commands.add_parser(
+        "asyncapi",
+        help="print the AsyncAPI document",
+        description="Print the AsyncAPI 3.0 document of an app's websocket routes, as JSON.",
+    )
+    asyncapi.add_argument("target", metavar="TARGET", help=target_help)
     return parser
 
 
@@ -724,6 +748,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         target = parse_target(args.target)
         value = load_value(target)
         app = as_app(value, target)
+        if args.command == "asyncapi":
+            return print_asyncapi(app, target)
         if args.command == "routes":
             rows = route_rows(app)
             if rows is None:

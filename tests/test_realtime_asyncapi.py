@@ -120,3 +120,30 @@ def test_the_app_serves_it(validator: Any) -> None:
         assert answer.status == 200 and answer.headers["content-type"] == "application/json"
         assert not list(validator.iter_errors(answer.json()))
         assert "realtime" in answer.json()["channels"]
+
+
+# -- scallion asyncapi TARGET ----------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_cli_prints_a_valid_document_for_the_demo_and_a_routing_table(validator: Any) -> None:
+    import subprocess
+    import sys
+
+    for target in ["examples/demo.py", "examples/seed_000.py"]:
+        result = subprocess.run(
+            [sys.executable, "-m", "scallion", "asyncapi", target], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)
+        validator.validate(document)
+        assert document["channels"], target
+    missing = subprocess.run(
+        [sys.executable, "-m", "scallion", "asyncapi", "tests/apps/lifecycle_gen.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1
+    assert "no route table found" in missing.stderr
