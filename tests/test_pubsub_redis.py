@@ -340,3 +340,27 @@ async def test_a_process_holds_at_most_max_connections_whatever_the_sockets_and_
     finally:
         await broker.close()
         await observer.aclose()
+
+
+# -- many subscribers at once ---------------------------------------------------------------------------------
+async def test_many_subscriptions_entering_at_once_on_a_few_channels_all_start(server: list[RedisServer]) -> None:
+    """A subscription entering while the channel's first one waits to send its SUBSCRIBE must wait for Redis's
+    confirmation too. Before, it did not (nothing was expected yet): it started at once, so a message published
+    right after it entered was lost, and a client waiting for it hung (found under the realtime endpoint; the
+    code before issue 11 hung the same way in the second round)."""
+    broker, publisher = RedisBroker(server[0].url), RedisBroker(server[0].url)
+
+    async def one(number: int) -> None:
+        channel = f"room{number % 5}"
+        async with broker.subscribe(channel) as subscription:
+            await publisher.publish(channel, f"hello {number}")
+            while (await anext(subscription)).data != f"hello {number}":
+                pass
+
+    try:
+        for _ in range(10):  # each round subscribes and unsubscribes the five channels again
+            async with asyncio.timeout(5):
+                await asyncio.gather(*(one(number) for number in range(50)))
+    finally:
+        await broker.close()
+        await publisher.close()

@@ -277,6 +277,28 @@ class RedisBroker(Broker):
             raise
 
     async def listen(self, channels: list[str]) -> None:
+        # Expect the confirmations at once: a subscription to these channels entering meanwhile (they are in
+        # ``subscribers`` already) must wait for them too, and the reader may read one before the SUBSCRIBE
+        # call returns. The subscribing itself is shielded: if this caller is cancelled (its client left), the
+        # command still goes out whole, for the others waiting on these channels and so that the connection's
+        # state is known; the caller's exit then unsubscribes what nobody listens to.
+        self._expect(channels)
+        work = asyncio.ensure_future(self._subscribe(channels))
+        try:
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await work
+                raise
+        except BrokerUnavailable as error:  # answer whoever waits on these channels (the reader is gone)
+            for channel in channels:
+                waiting = self._unconfirmed.pop(channel, None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(error)
+            raise
+
+    async def _subscribe(self, channels: list[str]) -> None:
         async with self._commands:
             pubsub = self._pubsub
             if pubsub is None:
@@ -288,7 +310,6 @@ class RedisBroker(Broker):
                 error = self._unavailable(exc)
                 await self._drop(pubsub, error)
                 raise error from exc
-            self._expect(channels)
 
     async def unlisten(self, channels: list[str]) -> None:
         async with self._commands:
