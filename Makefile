@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck pytest redis-server chromium asyncapi-schema soak bench bench-instructions clean
+.PHONY: install demo test test-all lint typecheck pytest redis-server chromium asyncapi-schema soak bench \
+	bench-instructions clean
+
+# Other interpreters (pyenv's, where installed): `make test-all` runs the suite on them, `make bench-instructions`
+# counts on 3.11 and 3.13. Each gets a venv of its own, .venv-3.12 and .venv-3.13.
+PYENV_VERSIONS := $(HOME)/.pyenv/versions
+python_of = $(or $(lastword $(wildcard $(PYENV_VERSIONS)/$(1).*/bin/python$(1))),$(shell command -v python$(1)))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +59,17 @@ pytest: $(VENV)/.installed-test redis-server chromium asyncapi-schema
 
 test: lint typecheck pytest
 
+.venv-%/.installed-test: pyproject.toml
+	$(call python_of,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The whole suite on 3.12 and 3.13 too (make test keeps the default interpreter).
+test-all: pytest .venv-3.12/.installed-test .venv-3.13/.installed-test
+	.venv-3.12/bin/python -m pytest -p no:cacheprovider
+	.venv-3.13/bin/python -m pytest -p no:cacheprovider
+
 # The fault suite with 10,000 abrupt departures per server instead of 2,000 (tests/test_faults.py).
 SOAK_DROPS ?= 10000
 soak: $(VENV)/.installed-test
@@ -68,9 +85,16 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run $(ARGS)
 
-bench-instructions: $(VENV)/.installed-bench
+.venv-%/.installed-bench: pyproject.toml
+	$(call python_of,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# One table for both interpreters of the budgets (issue 9): the default one and 3.13.
+bench-instructions: $(VENV)/.installed-bench .venv-3.13/.installed-bench
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
-	$(BIN)/python -m bench.instructions $(ARGS)
+	$(BIN)/python -m bench.instructions --python $(BIN)/python .venv-3.13/bin/python $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 .pytest_cache .mypy_cache .ruff_cache
