@@ -77,6 +77,7 @@ OPTIONAL: list[Config] = [
     Config("starlette json", "http", "bench.apps.starlette_app:app", "/json", "raw json"),
     Config("floor: generator driver", "ws", "bench.apps.floors:app", "/gen", "raw echo"),
     Config("floor: generator driver, ws_send", "ws", "bench.apps.floors:app", "/gen-send", "raw echo"),
+    Config("floor: generator in one coroutine, ws_send", "ws", "bench.apps.floors:app", "/gen-flat", "raw echo"),
     Config("floor: object", "ws", "bench.apps.floors:app", "/obj", "raw echo"),
     Config("floor: object through a proxy", "ws", "bench.apps.floors:app", "/obj-proxy", "raw echo"),
 ]

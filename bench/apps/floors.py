@@ -9,6 +9,8 @@ besides (no validation, no state machine, no disconnect watching, no error handl
                    ``async for out in handler(scope, receiver): await send(out)``; the receiver's
                    ``__anext__`` is a coroutine awaiting ``receive()``
 ``WS /gen-send``   the same, the handler yielding ``ws_send(message)`` as seed 000 writes it
+``WS /gen-flat``   the same, with the handshake and the driver in the entry's own coroutine (no ``_drive``
+                   level): the corrected floor of the generator style (issue 9)
 ``WS /obj``        Emmett: ``async for message in ws: await ws.send(message)`` on a plain object whose
                    ``__anext__`` and ``send`` are coroutines
 ``WS /obj-proxy``  the same through a context-variable proxy (``websocket.send``), as Emmett's
@@ -75,6 +77,13 @@ async def generator_ws_send(receive: Receive, send: Send) -> None:
     await _drive(_yield_ws_send, receive, send)
 
 
+async def generator_flat(receive: Receive, send: Send) -> None:
+    """``WS /gen-flat``: no coroutine between the entry and the handler's generator."""
+    await send({"type": "websocket.accept"})
+    async for out in _yield_ws_send({}, Receiver(receive, send)):
+        await send(out)
+
+
 async def obj(receive: Receive, send: Send) -> None:
     """``WS /obj``."""
     await send({"type": "websocket.accept"})
@@ -109,6 +118,8 @@ async def obj_proxy(receive: Receive, send: Send) -> None:
         await websocket.send(message)
 
 
-raw._WEBSOCKET.update({"/gen": generator, "/gen-send": generator_ws_send, "/obj": obj, "/obj-proxy": obj_proxy})
+raw._WEBSOCKET.update(
+    {"/gen": generator, "/gen-send": generator_ws_send, "/gen-flat": generator_flat, "/obj": obj, "/obj-proxy": obj_proxy}
+)
 app = raw.app
 """raw's ASGI entry point, serving these endpoints too."""
