@@ -119,7 +119,13 @@ async def obj_proxy(receive: Receive, send: Send) -> None:
 
 
 raw._WEBSOCKET.update(
-    {"/gen": generator, "/gen-send": generator_ws_send, "/gen-flat": generator_flat, "/obj": obj, "/obj-proxy": obj_proxy}
+    {
+        "/gen": generator,
+        "/gen-send": generator_ws_send,
+        "/gen-flat": generator_flat,
+        "/obj": obj,
+        "/obj-proxy": obj_proxy,
+    }
 )
 app = raw.app
 """raw's ASGI entry point, serving these endpoints too."""
