@@ -43,7 +43,7 @@ A limit that trips cancels the handler, whose task then closes with the limit's 
 Sending never starves the event loop. A server whose ``send`` completes without suspending (granian, once the
 client is gone; uvicorn, while its write buffer has room) would let a handler that sends in a loop keep the loop
 from the watchdog, every other connection and shutdown. So every ``SENDS_PER_CHECK`` sends of the process, a send
-looks whether the watchdog's tick is overdue (the loop has not had a turn for ``2 * WATCH_PERIOD``); while it is,
+looks whether the watchdog's tick is due and has not run (the loop had no turn for ``WATCH_PERIOD``); while so,
 every send gives the loop a turn. The busy path pays one counter per send; a loop that keeps its ticks never yields.
 """
 
@@ -265,7 +265,7 @@ _sends = _Sends()
 async def _give_the_loop_a_turn() -> None:
     """Called every ``SENDS_PER_CHECK`` sends: yield to the event loop if the watchdog's tick is overdue."""
     dog = _watchdogs.get(asyncio.get_running_loop())
-    if dog is not None and dog.timer is not None and dog.loop.time() < dog.last + 2 * WATCH_PERIOD:
+    if dog is not None and dog.timer is not None and dog.loop.time() < dog.last + WATCH_PERIOD:
         _sends.count = 0  # the loop keeps its ticks: sends may go on
         return
     await asyncio.sleep(0)  # starved: every send yields until the tick has run
