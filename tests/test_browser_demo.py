@@ -44,11 +44,6 @@ def carol_says(port: int, texts: list[str]) -> list[str]:
     return offsets
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect, reported: under uvicorn a RedisBroker socket's requests sometimes hang after "
-    "subscribing (a $join, or a say behind a typing publish); passes when it does not trigger",
-)
 def test_two_pages_chat_and_recover_across_a_server_restart(
     browser: Any, redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
