@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .apps import realtime_echo
 from .report import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,9 @@ class Config:
     budget: Budget | None = None
     relative: tuple[str, int] | None = None
     """``(other, allowance)``: over its baseline, at most what ``other`` adds plus ``allowance``."""
+    payload: str | None = None
+    """The text the client sends (default: bench.pingpong's 64 bytes), and the reply it expects (default: it)."""
+    reply: str | None = None
 
 
 CONFIGS: list[Config] = [
@@ -80,7 +84,11 @@ OPTIONAL: list[Config] = [
     Config("floor: generator in one coroutine, ws_send", "ws", "bench.apps.floors:app", "/gen-flat", "raw echo"),
     Config("floor: object", "ws", "bench.apps.floors:app", "/obj", "raw echo"),
     Config("floor: object through a proxy", "ws", "bench.apps.floors:app", "/obj-proxy", "raw echo"),
-]
+    Config("realtime: plain echo of the event's JSON", "ws", "bench.apps.realtime_echo:app", "/json",
+           "realtime: plain echo of the event's JSON", payload=realtime_echo.REQUEST),
+    Config("realtime: typed event echoed", "ws", "bench.apps.realtime_echo:app", "/realtime",
+           "realtime: plain echo of the event's JSON", payload=realtime_echo.REQUEST, reply=realtime_echo.REPLY),
+]  # fmt: skip
 """More configurations, counted only when named with ``--only``."""
 
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
@@ -107,12 +115,18 @@ class Result:
         return (max(self.per_message) - min(self.per_message)) / self.median if self.median else 0.0
 
 
+def messages(config: Config) -> list[str]:
+    """The ``--payload``/``--reply`` options of bench.pingpong for ``config``."""
+    options = ["--payload", config.payload] if config.payload else []
+    return options + (["--reply", config.reply] if config.reply else [])
+
+
 def callgrind(config: Config, count: int, python: str) -> int:
     """Instructions executed by one fake-server run of ``count`` messages under callgrind."""
     command = [
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
         python, "-m", "bench.pingpong", "--app", config.app, "--kind", config.kind, "--path", config.path,
-        "--count", str(count),
+        "--count", str(count), *messages(config),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
@@ -135,7 +149,7 @@ def warm_up(configs: Sequence[Config], python: str) -> None:
     for app in dict.fromkeys(c.app for c in configs):
         config = next(c for c in configs if c.app == app)
         command = [python, "-m", "bench.pingpong", "--app", app, "--kind", config.kind, "--path", config.path,
-                   "--count", "10"]  # fmt: skip
+                   "--count", "10", *messages(config)]  # fmt: skip
         subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300, check=True)
 
 

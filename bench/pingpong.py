@@ -104,10 +104,14 @@ def http_scope(path: str) -> Message:
 class WebSocketPeer:
     """One fake websocket connection: the server side's ``receive``/``send`` and the client's behaviour."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, payload: str = PAYLOAD) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, count: int, payload: str = PAYLOAD, reply: str | None = None
+    ) -> None:
         self.loop = loop
         self.remaining = count
         self.payload = payload
+        self.reply = payload if reply is None else reply
+        """What the client expects back (the payload itself: an echo)."""
         self.echoes = 0
         self.close_code: int | None = None
         self.denied = False
@@ -129,8 +133,8 @@ class WebSocketPeer:
         kind = message["type"]
         if kind == "websocket.send":
             data = message.get("text")
-            if data != self.payload:
-                raise PingPongError(f"expected the echo of {self.payload!r}, got {message!r}")
+            if data != self.reply:
+                raise PingPongError(f"expected {self.reply!r}, got {message!r}")
             self.echoes += 1
             self._next()
         elif kind == "websocket.accept":
@@ -266,7 +270,7 @@ async def lifespan_startup(app: ASGIApp) -> Callable[[], Awaitable[None]]:
 
 
 async def drive_websocket(
-    app: ASGIApp, path: str, count: int, payload: str = PAYLOAD, *, freeze: bool = False
+    app: ASGIApp, path: str, count: int, payload: str = PAYLOAD, *, reply: str | None = None, freeze: bool = False
 ) -> WebSocketPeer:
     """Open one websocket on ``path``, echo ``count`` messages, disconnect; returns the peer to inspect.
     ``freeze``: ``gc.freeze()`` after startup (see :func:`run`)."""
@@ -274,7 +278,7 @@ async def drive_websocket(
     shutdown = await lifespan_startup(app)
     if freeze:
         gc.freeze()
-    peer = WebSocketPeer(loop, count, payload)
+    peer = WebSocketPeer(loop, count, payload, reply)
     await loop.create_task(app(websocket_scope(path), peer.receive, peer.send))
     await shutdown()
     if peer.echoes != count:
@@ -298,7 +302,7 @@ async def drive_http(app: ASGIApp, path: str, count: int, *, freeze: bool = Fals
     return peer
 
 
-def run(target: str, kind: str, path: str, count: int) -> int:
+def run(target: str, kind: str, path: str, count: int, payload: str = PAYLOAD, reply: str | None = None) -> int:
     """Import the app, then drive it on uvloop; returns the number of echoes or responses.
 
     Everything alive after startup (modules, the app) is moved out of the garbage collector's reach with
@@ -309,7 +313,7 @@ def run(target: str, kind: str, path: str, count: int) -> int:
 
     app = load_app(target)
     if kind == "ws":
-        return uvloop.run(drive_websocket(app, path, count, freeze=True)).echoes
+        return uvloop.run(drive_websocket(app, path, count, payload, reply=reply, freeze=True)).echoes
     return uvloop.run(drive_http(app, path, count, freeze=True)).responses
 
 
@@ -320,8 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=["ws", "http"], required=True)
     parser.add_argument("--path", default="/")
     parser.add_argument("--count", type=int, default=1000, help="messages or requests (0 is allowed)")
+    parser.add_argument("--payload", default=PAYLOAD, help="the text message the client sends (websockets)")
+    parser.add_argument("--reply", help="the text the client expects back (default: the payload, an echo)")
     args = parser.parse_args(argv)
-    done = run(args.app, args.kind, args.path, args.count)
+    done = run(args.app, args.kind, args.path, args.count, args.payload, args.reply)
     print(f"{args.app} {args.kind} {args.path}: {done}", file=sys.stderr)
     return 0
 
