@@ -26,6 +26,23 @@ DEEP_JSON = "[" * 50_000 + "]" * 50_000
 2**14, under which 1,000 deep decodes fine)."""
 
 
+class RawClient:
+    """The test as the ASGI server of one websocket: the events the app will receive, the messages it sent."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.inbox.put_nowait({"type": "websocket.connect"})
+        self.sent: list[Message] = []
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    def serve(self, app: Any, path: str) -> asyncio.Task[None]:
+        """Run ``app`` on a websocket scope for ``path`` (no denial extension) in a task."""
+        scope = {"type": "websocket", "path": path, "query_string": b"", "headers": [], "extensions": {}}
+        return asyncio.create_task(app(scope, self.inbox.get, self.send))
+
+
 def routed(*routes: tuple[str, list[str], Any], **options: Any) -> Any:
     return build_server(apply_middleware(wrap_routes(list(routes)))(lambda r: None), **options)
 
@@ -202,28 +219,24 @@ async def test_a_client_leaving_before_the_implicit_accept_is_noticed() -> None:
 
     app = App()
 
+    working = asyncio.Event()
+
     @app.websocket("/slow-start", on_disconnect=on_disconnect, on_close=on_close)
     async def slow_start() -> None:
         try:
+            working.set()
             await asyncio.sleep(30)  # works before its first receive/send
             await websocket.send("too late")
         finally:
             events.append("finally")
 
-    inbox: asyncio.Queue[Message] = asyncio.Queue()
-    inbox.put_nowait({"type": "websocket.connect"})
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/slow-start", "query_string": b"", "headers": [], "extensions": {}}
-    served = asyncio.create_task(app(scope, inbox.get, send))
-    await asyncio.sleep(0.01)  # let the handler start its work; the client then leaves
-    inbox.put_nowait({"type": "websocket.disconnect", "code": 1006})
+    client = RawClient()
+    served = client.serve(app, "/slow-start")
+    await asyncio.wait_for(working.wait(), 2)
+    client.inbox.put_nowait({"type": "websocket.disconnect", "code": 1006})  # the client leaves meanwhile
     await asyncio.wait_for(served, 2)
     assert events == ["finally", "on_disconnect", "on_close"]
-    assert sent == []
+    assert client.sent == []
 
 
 async def test_accept_failing_because_the_client_left_is_a_departure(caplog: pytest.LogCaptureFixture) -> None:
@@ -454,20 +467,13 @@ async def test_a_shutdown_during_the_handshake_closes_and_runs_on_close() -> Non
     async def slow() -> None:
         await websocket.send("never")
 
-    inbox: asyncio.Queue[Message] = asyncio.Queue()
-    inbox.put_nowait({"type": "websocket.connect"})
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/slow", "query_string": b"", "headers": [], "extensions": {}}
-    served = asyncio.create_task(app(scope, inbox.get, send))
+    client = RawClient()
+    served = client.serve(app, "/slow")
     await asyncio.wait_for(started.wait(), 2)
     loop = asyncio.get_running_loop()
     begun = loop.time()
     await asyncio.wait_for(app.close_websockets(), 3)
     assert loop.time() - begun < 1  # not the whole shutdown_timeout
     await asyncio.wait_for(served, 2)
-    assert [m["type"] for m in sent] == ["websocket.close"]  # refused: the client sees 403
+    assert [m["type"] for m in client.sent] == ["websocket.close"]  # refused: the client sees 403
     assert events == ["on_close"]
