@@ -31,7 +31,8 @@ def test_fake_server_drives_each_app(config: Config) -> None:
         pytest.skip(f"{config.app} is not installed")
     app = pingpong.load_app(config.app)
     if config.kind == "ws":
-        peer = uvloop.run(pingpong.drive_websocket(app, config.path, 5))
+        payload = config.payload or pingpong.PAYLOAD
+        peer = uvloop.run(pingpong.drive_websocket(app, config.path, 5, payload, reply=config.reply))
         assert peer.echoes == 5
         assert not peer.denied
     else:
