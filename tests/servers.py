@@ -47,6 +47,17 @@ ALL_SERVERS = (*SERVERS, *MORE_SERVERS)
 """Every server kind ``start_server`` knows besides ``scallion run``."""
 
 # -- what a server cannot do: per-server expectations, each proven with a raw ASGI app (tests/test_servers_more.py)
+HYPERCORN_STOPS_ON_SIGINT = sys.version_info < (3, 12)
+"""hypercorn 0.18 stops on SIGINT with a websocket open (cancelling the app) on Python 3.11; on 3.12 and 3.13 it does
+not close the connection within 15 s, proven with a raw ASGI app (tests/test_servers_more.py::test_raw_shutdown)."""
+
+
+def skip_unless_hypercorn_stops(kind: str) -> None:
+    """Skip a shutdown test on hypercorn where it does not stop on SIGINT (see HYPERCORN_STOPS_ON_SIGINT)."""
+    if kind == "hypercorn" and not HYPERCORN_STOPS_ON_SIGINT:
+        pytest.skip("hypercorn 0.18 on Python 3.12+ does not stop on SIGINT with a websocket open (raw ASGI proof)")
+
+
 def sends_close_code(kind: str, code: int) -> bool:
     """Whether server ``kind`` sends close ``code``: daphne's (autobahn's ``sendClose``) raises ``Exception("invalid
     close code 1001 (must be 1000 or from [3000, 4999])")`` for any other code."""

@@ -23,6 +23,7 @@ from servers import (
     handshake_refused,
     new_key,
     read_until_closed,
+    skip_unless_hypercorn_stops,
     start_server,
 )
 from websockets.asyncio.client import connect
@@ -210,6 +211,7 @@ async def test_invalid_json_closes_with_1007(
 @pytest.fixture(scope="module")
 def shutdown(server_kind: str, style: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Stop a server while two connections are open (one handler reading, one sleeping); what happened."""
+    skip_unless_hypercorn_stops(server_kind)
 
     async def scenario() -> dict[str, object]:
         server = start_server(server_kind, f"lifecycle_{style}:app", tmp_path_factory.mktemp("shutdown"))
