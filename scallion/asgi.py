@@ -280,14 +280,7 @@ class Server:
             request["body"] = b""
         try:
             response = await self.handler(request)
-            if type(response) is Ready:
-                try:
-                    await send(response[0])
-                    await send(response[1])
-                except OSError:
-                    pass  # the client left mid-response
-                return
-            if type(response) is not dict or type(response.get("status")) is not int:
+            if type(response) is not Ready and (type(response) is not dict or type(response.get("status")) is not int):
                 response = self._not_a_response(request, response)
         except BadRequest as exc:  # bad client input, such as a malformed JSON body: no traceback
             client_log.info(scope, None, "400 for %s %s: %s", scope.get("method"), scope.get("path"), exc)
@@ -296,9 +289,13 @@ class Server:
             logger.exception("%s failed on %s %s", culprit(request, exc), scope.get("method"), scope.get("path"))
             response = _plain(500, "Internal Server Error")
         try:
-            if "stream" in response:
+            if type(response) is Ready:  # an App route's result, already encoded
+                start = response[0]  # indexing, not unpacking: a tuple subclass unpacks through an iterator
+                end = response[1]
+            elif "stream" in response:
                 return await send_response(send, response)
-            start, end = body_messages(response)  # inline, not send_response(): a coroutine less per request
+            else:
+                start, end = body_messages(response)  # inline, not send_response(): a coroutine less per request
             await send(start)
             await send(end)
         except OSError:
