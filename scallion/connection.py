@@ -14,17 +14,20 @@ adapters that hand a :class:`Session` to :meth:`Connection.serve`, which runs th
 
 Transitions (nothing else may change ``state``):
 
-==========  ==============================  ==========  ======================================
-from        event                           to          who closed
-==========  ==============================  ==========  ======================================
-CONNECTING  accept()                        OPEN
-CONNECTING  close() / deny() / exception    CLOSED      server (the client sees HTTP 403 or the deny response)
-OPEN        close(code) / handler returns   CLOSED      server (close ``code``; 1000 on return)
-OPEN        exception in the handler        CLOSED      server (1011)
-OPEN        message too big / bad JSON      CLOSED      server (1009 / 1007)
-OPEN        server shutdown                 CLOSED      server (1001)
-any         ``websocket.disconnect`` / send fails  CLOSED  client
-==========  ==============================  ==========  ======================================
+==========  ====================================  ==========  ======================================
+from        event                                 to          who closed
+==========  ====================================  ==========  ======================================
+CONNECTING  accept()                              OPEN
+CONNECTING  close() / deny()                      CLOSED      server (HTTP 403 or the deny response)
+CONNECTING  exception (crash())                   CLOSED      server (HTTP 500)
+OPEN        close(code) / handler returns         CLOSED      server (close ``code``; 1000 on return)
+OPEN        exception in the handler              CLOSED      server (1011)
+OPEN        message too big / bad JSON            CLOSED      server (1009 / 1007)
+OPEN        rate or read-ahead limit / idle       CLOSED      server (1008 / 1001; the handler is cancelled)
+OPEN        server shutdown                       CLOSED      server (1001)
+any         an event ASGI does not allow here     CLOSED      server (1011, logged)
+any         ``websocket.disconnect`` / send fails CLOSED      client
+==========  ====================================  ==========  ======================================
 
 Disconnect watching. A handler that is waiting in :meth:`Connection.receive` learns of a departed client from
 the server. One that only sends or sleeps would not, so a per-event-loop :class:`Watchdog` looks at every watched
