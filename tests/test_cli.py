@@ -193,6 +193,15 @@ class Running:
         """The websocket URL of ``path``."""
         return f"ws://127.0.0.1:{self.port}{path}"
 
+    def wait_for_log(self, text: str, deadline: float = DEADLINE) -> str:
+        """The server's log once it contains ``text``."""
+        end = time.monotonic() + deadline
+        while text not in (log := self.log()):
+            if time.monotonic() > end:
+                raise AssertionError(f"{text!r} not in the log within {deadline}s:\n{log}")
+            time.sleep(0.02)  # polling the log file, not synchronisation
+        return log
+
     def wait_exit(self, timeout: float = DEADLINE) -> int:
         """Wait for the process to exit; its exit status."""
         try:
@@ -559,7 +568,7 @@ WARNING = "MemoryBroker with --workers 2 splits pub/sub between workers: use --b
 )
 def test_run_workers_with_a_memory_broker_warns(target: str, found: str, app_dir: Path, elsewhere: Path) -> None:
     with scallion_run(str(app_dir / target), "--workers", "2", cwd=elsewhere) as running:
-        log = wait_for_text(running, WARNING)
+        log = running.wait_for_log(WARNING)
     line = next(line for line in log.splitlines() if WARNING in line)
     assert line.startswith("WARNING:  scallion: ") and found in line, log
 
@@ -567,15 +576,7 @@ def test_run_workers_with_a_memory_broker_warns(target: str, found: str, app_dir
 def test_run_one_worker_with_a_memory_broker_does_not_warn(app_dir: Path, elsewhere: Path) -> None:
     with scallion_run(str(app_dir / "cli_brokers.py"), cwd=elsewhere) as running:
         assert running.get("/hello")[0] == 200
-        wait_for_text(running, '"GET /hello HTTP/1.1" 200')
+        running.wait_for_log('"GET /hello HTTP/1.1" 200')
         assert "MemoryBroker" not in running.log()
 
 
-def wait_for_text(running: Running, text: str, deadline: float = DEADLINE) -> str:
-    """The server's log once it contains ``text``."""
-    end = time.monotonic() + deadline
-    while text not in (log := running.log()):
-        if time.monotonic() > end:
-            raise AssertionError(f"{text!r} not in the log within {deadline}s:\n{log}")
-        time.sleep(0.02)  # polling the log file, not synchronisation
-    return log

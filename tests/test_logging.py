@@ -224,19 +224,11 @@ def close_code(running: Running, path: str, send: str | None = None) -> int | No
     return closed.value.rcvd.code if closed.value.rcvd else None
 
 
-def wait_for_log(running: Running, text: str, deadline: float = 10.0) -> str:
-    """The log once it contains ``text``."""
-    end = time.monotonic() + deadline
-    while text not in (log := running.log()):
-        if time.monotonic() > end:
-            raise AssertionError(f"{text!r} not in the log within {deadline}s:\n{log}")
-        time.sleep(0.02)  # polling the log file, not synchronisation
-    return log
 
 
 def test_run_logs_a_crash_as_error_with_traceback_like_uvicorn(running: Running) -> None:
     assert close_code(running, "/crash") == 1011
-    log = wait_for_log(running, "ValueError: boom")
+    log = running.wait_for_log("ValueError: boom", deadline=10.0)
     line = next(line for line in log.splitlines() if "crash" in line and "failed" in line)
     assert line.startswith("ERROR:    scallion: websocket handler logapp.crash failed"), log
     assert "Traceback (most recent call last)" in log.split(line, 1)[1]
@@ -245,10 +237,10 @@ def test_run_logs_a_crash_as_error_with_traceback_like_uvicorn(running: Running)
 @pytest.mark.parametrize("running", [("--server", "granian")], indirect=True)
 def test_run_granian_logs_like_granian_at_its_level(running: Running) -> None:
     assert close_code(running, "/crash") == 1011
-    log = wait_for_log(running, "ValueError: boom")
+    log = running.wait_for_log("ValueError: boom", deadline=10.0)
     assert "[ERROR] scallion: websocket handler logapp.crash failed" in log, log
     assert close_code(running, "/json", "{not json") == 1007
-    wait_for_log(running, "[INFO] scallion.client: closing websocket /json with 1007")
+    running.wait_for_log("[INFO] scallion.client: closing websocket /json with 1007", deadline=10.0)
 
 
 @pytest.mark.parametrize("running", [("--server", "granian", "--log-level", "critical")], indirect=True)
@@ -282,6 +274,6 @@ def test_run_refused_handshakes_log_no_error(running: Running) -> None:
             pass
         assert refused.value.response.status_code == status
     assert running.get("/hello")[0] == 200
-    log = wait_for_log(running, '"GET /hello HTTP/1.1" 200')  # after the refusals' lines
+    log = running.wait_for_log('"GET /hello HTTP/1.1" 200', deadline=10.0)  # after the refusals' lines
     assert '"WebSocket /denied" 401' in log and '"WebSocket /nowhere" 404' in log
     assert "ERROR" not in log, log
