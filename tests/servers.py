@@ -349,6 +349,31 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
+SMALL_SEND_BUFFER = 8192
+"""A client ``SO_SNDBUF`` (bytes) small enough that a 1 MiB message is still being written when the server has read
+its frame header: a client on such a socket always meets a server's reaction to the header mid-send."""
+
+
+def client_socket(port: int, send_buffer: int | None = None) -> socket.socket:
+    """A TCP connection to ``127.0.0.1:port`` for ``connect(url, sock=...)``; ``send_buffer`` sets its SO_SNDBUF."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+async def send_dropped(ws: ClientConnection, message: str | bytes) -> None:
+    """Send ``message`` to a server that drops the connection over it without a close frame (daphne over its own
+    message-size limit). daphne aborts the TCP connection (RST) as soon as it has read the frame's header, so the
+    drop can come while the client is still writing the message: then ``send`` raises ConnectionClosed, which says
+    no close frame came. Either way, ``read_until_closed`` afterwards gives no messages and close code None."""
+    try:
+        await ws.send(message)
+    except ConnectionClosed as exc:
+        assert exc.rcvd is None, f"the server sent a close frame ({exc.rcvd}) instead of dropping the connection"
+
+
 async def read_until_closed(ws: ClientConnection, timeout: float = 5.0) -> tuple[list[str | bytes], int | None, str]:
     """Every message until the server closes: ``(messages, close code, close reason)``; the code is None
     when the connection ended without a close frame from the server."""

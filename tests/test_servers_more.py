@@ -22,10 +22,13 @@ from servers import (
     HYPERCORN_STOPS_ON_SIGINT,
     MORE_SERVERS,
     SENDS_EMPTY_MESSAGES,
+    SMALL_SEND_BUFFER,
     RunningServer,
+    client_socket,
     close_code_seen,
     close_reason_seen,
     read_until_closed,
+    send_dropped,
     sends_close_code,
     start_server,
 )
@@ -92,16 +95,22 @@ async def test_raw_lifespan(raw: RunningServer, server_kind: str) -> None:
     assert ("lifespan.startup" in raw.log()) == (server_kind != "daphne")
 
 
-async def test_raw_message_over_daphnes_own_limit_is_dropped(raw: RunningServer, server_kind: str) -> None:
+@pytest.mark.parametrize("send_buffer", [None, SMALL_SEND_BUFFER], ids=["default-sndbuf", "small-sndbuf"])
+async def test_raw_message_over_daphnes_own_limit_is_dropped(
+    raw: RunningServer, server_kind: str, send_buffer: int | None
+) -> None:
     """Over its ``--websocket-max-message-size`` (1 MiB by default) daphne drops the TCP connection without a close
-    frame; hypercorn's default limit is 16 MiB, so it echoes the message."""
+    frame, as soon as it has read the frame's header (autobahn's ``_fail_connection``: an abort, a TCP RST); with a
+    small send buffer the client is still writing the message then. hypercorn's default limit is 16 MiB, so it
+    echoes the message."""
     message = b"x" * (1024 * 1024 + 1)
-    async with connect(raw.ws("/echo"), max_size=None) as ws:
-        await ws.send(message)
+    async with connect(raw.ws("/echo"), max_size=None, sock=client_socket(raw.port, send_buffer)) as ws:
         if server_kind == "daphne":
+            await send_dropped(ws, message)
             messages, code, _ = await read_until_closed(ws)
             assert (messages, code) == ([], None)
         else:
+            await ws.send(message)
             assert await ws.recv() == message
 
 

@@ -12,11 +12,14 @@ import pytest
 from servers import (
     ALL_SERVERS,
     SENDS_EMPTY_MESSAGES,
+    SMALL_SEND_BUFFER,
     RunningServer,
+    client_socket,
     close_code_seen,
     handshake_refused,
     new_key,
     read_until_closed,
+    send_dropped,
 )
 from websockets.asyncio.client import connect
 
@@ -93,14 +96,19 @@ async def test_hooks_example_client_vanishes(seed: RunningServer) -> None:
     assert hook_lines(log) == [DISCONNECTED, CLOSED]
 
 
-async def test_hooks_example_server_closes_runs_only_on_close(seed: RunningServer, server_kind: str) -> None:
+@pytest.mark.parametrize("send_buffer", [None, SMALL_SEND_BUFFER], ids=["default-sndbuf", "small-sndbuf"])
+async def test_hooks_example_server_closes_runs_only_on_close(
+    seed: RunningServer, server_kind: str, send_buffer: int | None
+) -> None:
     """"on_disconnect will only be called when client closes the socket, on_close will be called anyway":
-    the server closes this one (1009, message over max_message_size)."""
+    the server closes this one (1009, message over max_message_size). With a small send buffer the message is
+    still being written when the server reads its header (where daphne drops the connection)."""
     mark = seed.log_mark()
-    async with connect(seed.ws("/hooks")) as ws:
-        await ws.send(b"x" * (SEED_MAX_MESSAGE_SIZE + 1))
-        messages, code, _ = await read_until_closed(ws)
     server_drops = SERVER_LIMITS_MESSAGE_SIZE.get(server_kind, 2**63) <= SEED_MAX_MESSAGE_SIZE
+    async with connect(seed.ws("/hooks"), sock=client_socket(seed.port, send_buffer)) as ws:
+        message = b"x" * (SEED_MAX_MESSAGE_SIZE + 1)
+        await (send_dropped(ws, message) if server_drops else ws.send(message))
+        messages, code, _ = await read_until_closed(ws)
     assert (messages, code) == ([], None if server_drops else 1009)
     async with connect(seed.ws("/hooks")) as ws:  # the barrier
         await ws.send("hi")
