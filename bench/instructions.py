@@ -39,13 +39,16 @@ ECHO_GENERATOR: Budget = (("3.11", 4_000), ("3.13", 5_000))
 ECHO_OBJECT: Budget = (("3.11", 4_000), ("3.13", 4_300))
 HELLO: Budget = (("3.11", 14_000), ("3.13", 16_000))
 
+SUBSCRIBERS = 1000
+"""The broadcast's subscribers: each of its configurations publishes ``count // 100`` messages to this many."""
+
 
 @dataclass(frozen=True)
 class Config:
     """One application endpoint driven by the fake server."""
 
     name: str
-    kind: str  # "ws" or "http"
+    kind: str  # "ws", "http" or "broadcast" (``path`` the subscribers', ``pub_path`` the publisher's)
     app: str
     path: str
     baseline: str  # the config this one is compared with
@@ -55,6 +58,23 @@ class Config:
     payload: str | None = None
     """The text the client sends (default: bench.pingpong's 64 bytes), and the reply it expects (default: it)."""
     reply: str | None = None
+    pub_path: str | None = None
+    fraction: float | None = None
+    """Over its baseline, at most this fraction of the baseline's own count (0.10: 10% more)."""
+
+    @property
+    def unit(self) -> str:
+        """What one count is of."""
+        return {"ws": "message", "http": "request"}.get(self.kind, "delivery")
+
+    def units(self, count: int) -> int:
+        """How many units a run of ``count`` makes (a broadcast: ``count // 100`` publishes to everyone)."""
+        return publishes(count) * SUBSCRIBERS if self.kind == "broadcast" else count
+
+
+def publishes(count: int) -> int:
+    """The broadcast's publishes for a run of ``count``."""
+    return max(1, count // 100) if count else 0
 
 
 CONFIGS: list[Config] = [
@@ -72,6 +92,12 @@ CONFIGS: list[Config] = [
     Config("raw json", "http", "bench.apps.raw:app", "/json", "raw json"),
     Config("scallion App json", "http", "bench.apps.scallion_app:app", "/json", "raw json",
            relative=("scallion App hello", 3_000)),
+    Config("raw broadcast, a queue each", "broadcast", "bench.apps.raw:app", "/subq", "raw broadcast, a queue each",
+           pub_path="/pubq"),
+    Config("scallion generator broadcast (pubsub)", "broadcast", "bench.apps.scallion_app:app", "/subq",
+           "raw broadcast, a queue each", pub_path="/pubq", fraction=0.10),
+    Config("scallion object broadcast (pubsub)", "broadcast", "bench.apps.scallion_app:app", "/subq-obj",
+           "raw broadcast, a queue each", pub_path="/pubq-obj", fraction=0.10),
 ]  # fmt: skip
 """What ``make bench-instructions`` counts; ``--only`` picks some by name."""
 
@@ -116,9 +142,12 @@ class Result:
 
 
 def messages(config: Config) -> list[str]:
-    """The ``--payload``/``--reply`` options of bench.pingpong for ``config``."""
+    """The ``--payload``/``--reply`` (``--pub-path``/``--subscribers``) options of bench.pingpong for ``config``."""
     options = ["--payload", config.payload] if config.payload else []
-    return options + (["--reply", config.reply] if config.reply else [])
+    options += ["--reply", config.reply] if config.reply else []
+    if config.kind == "broadcast":
+        options += ["--pub-path", config.pub_path or "/pubq", "--subscribers", str(SUBSCRIBERS)]
+    return options
 
 
 def callgrind(config: Config, count: int, python: str) -> int:
@@ -126,7 +155,7 @@ def callgrind(config: Config, count: int, python: str) -> int:
     command = [
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
         python, "-m", "bench.pingpong", "--app", config.app, "--kind", config.kind, "--path", config.path,
-        "--count", str(count), *messages(config),
+        "--count", str(publishes(count) if config.kind == "broadcast" else count), *messages(config),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
@@ -149,7 +178,7 @@ def warm_up(configs: Sequence[Config], python: str) -> None:
     for app in dict.fromkeys(c.app for c in configs):
         config = next(c for c in configs if c.app == app)
         command = [python, "-m", "bench.pingpong", "--app", app, "--kind", config.kind, "--path", config.path,
-                   "--count", "10", *messages(config)]  # fmt: skip
+                   "--count", "1" if config.kind == "broadcast" else "10", *messages(config)]  # fmt: skip
         subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300, check=True)
 
 
@@ -170,7 +199,7 @@ def measure(configs: Sequence[Config], count: int, repeat: int, jobs: int, pytho
             for r in range(repeat):
                 empty, full = by_run[(python, config, 0, r)], by_run[(python, config, count, r)]
                 result.totals.append((empty, full))
-                result.per_message.append((full - empty) / count)
+                result.per_message.append((full - empty) / config.units(count))
             results.append(result)
     return results
 
@@ -194,6 +223,9 @@ def verdict(result: Result, over: dict[tuple[str, str], float]) -> str:
     if result.version in budget:
         limit = budget[result.version]
         return f"+{limit:,}: {'within' if extra <= limit else '**over**'}"
+    if config.fraction is not None:
+        limit = (result.median - extra) * config.fraction
+        return f"+{config.fraction:.0%} (+{limit:,.0f}): {'within' if extra <= limit else '**over**'}"
     if config.relative is not None and (result.version, config.relative[0]) in over:
         other, allowance = config.relative
         limit = over[(result.version, other)] + allowance
@@ -210,7 +242,7 @@ def table(results: Sequence[Result]) -> str:
     head = "| configuration | unit |" + "".join(f" {v} | over baseline | budget |" for v in versions)
     lines = [head, "|---|---|" + "---:|---:|---|" * len(versions)]
     for config in dict.fromkeys(r.config for r in results):
-        unit = "message" if config.kind == "ws" else "request"
+        unit = config.unit
         cells = ""
         for version in versions:
             result = by_key.get((version, config.name))
@@ -246,7 +278,8 @@ def write(
     md_path.write_text(
         f"# Instructions per message / request\n\ncallgrind, fake ping-pong server on uvloop, N={count}, "
         f"{repeat} repeat(s), PYTHONHASHSEED=0, after a warm-up run; `(I(N) - I(0)) / N`; budgets of issue 9 "
-        f"per interpreter.\n\n{table(results)}\n"
+        f"per interpreter. A broadcast runs N/100 publishes to {SUBSCRIBERS:,} subscribers; its unit is one "
+        f"delivery.\n\n{table(results)}\n"
     )
     return json_path, md_path
 

@@ -13,6 +13,10 @@ disconnects (``websocket.disconnect`` 1000), after which ``send`` raises :class:
 uvicorn's does. Real time passes normally, so timers such as scallion's disconnect watchdog fire as they
 would in a server.
 
+The broadcast (``--kind broadcast``) opens ``--subscribers`` websockets on ``--path`` and one publisher on
+``--pub-path``; once a probe message has reached every subscriber (so all are registered), the publisher
+sends ``count`` messages, each only after every subscriber has had the previous one; the unit is a delivery.
+
 ``python -m bench.pingpong --app bench.apps.raw:app --kind ws --path /ws --count 2000`` runs one of these
 on uvloop; :mod:`bench.instructions` runs that under callgrind.
 """
@@ -159,6 +163,74 @@ class WebSocketPeer:
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1000})
 
 
+class Broadcast:
+    """The clients of a broadcast: the deliveries their subscribers have seen, and the round being waited for."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, subscribers: int, payload: str) -> None:
+        self.loop = loop
+        self.subscribers = subscribers
+        self.payload = payload
+        self.delivered = 0
+        self.expected = 0
+        self.round: asyncio.Future[None] = loop.create_future()
+
+    def publish(self, publisher: FanoutPeer) -> asyncio.Future[None]:
+        """The publisher sends one message; the future is done when every subscriber has it."""
+        self.expected += self.subscribers
+        self.round = self.loop.create_future()
+        publisher.say(self.payload)
+        return self.round
+
+    def deliver(self) -> None:
+        """A subscriber got the message."""
+        self.delivered += 1
+        if self.delivered == self.expected and not self.round.done():
+            self.round.set_result(None)
+
+
+class FanoutPeer:
+    """One fake websocket of a broadcast (a subscriber, or the publisher, which is sent nothing)."""
+
+    def __init__(self, broadcast: Broadcast) -> None:
+        self.broadcast = broadcast
+        self.gone = False
+        self.accepted: asyncio.Future[None] = broadcast.loop.create_future()
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.queue.put_nowait({"type": "websocket.connect"})
+
+    async def receive(self) -> Message:
+        """The next event from the client."""
+        return await self.queue.get()
+
+    async def send(self, message: Message) -> None:
+        """What the application calls (awaiting, as :meth:`WebSocketPeer.send` does)."""
+        await self.writable.wait()
+        if self.gone:
+            raise ClientDisconnected()
+        kind = message["type"]
+        if kind == "websocket.send":
+            if message.get("text") != self.broadcast.payload:
+                raise PingPongError(f"expected {self.broadcast.payload!r}, got {message!r}")
+            self.broadcast.deliver()
+        elif kind == "websocket.accept":
+            self.accepted.set_result(None)
+        elif kind == "websocket.close":
+            self.gone = True
+        else:
+            raise PingPongError(f"unexpected message {message!r}")
+
+    def say(self, text: str) -> None:
+        """The client sends ``text``, in a later loop iteration."""
+        self.broadcast.loop.call_soon(self.queue.put_nowait, {"type": "websocket.receive", "text": text})
+
+    def leave(self) -> None:
+        """The client disconnects."""
+        self.gone = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+
 class HttpPeer:
     """A fake keep-alive HTTP client sending ``GET path`` again as soon as each response is complete."""
 
@@ -302,7 +374,46 @@ async def drive_http(app: ASGIApp, path: str, count: int, *, freeze: bool = Fals
     return peer
 
 
-def run(target: str, kind: str, path: str, count: int, payload: str = PAYLOAD, reply: str | None = None) -> int:
+async def drive_broadcast(
+    app: ASGIApp, path: str, pub_path: str, count: int, subscribers: int, *, freeze: bool = False
+) -> Broadcast:
+    """``subscribers`` websockets on ``path``, a publisher on ``pub_path``, a probe, then ``count`` messages to
+    everyone (see the module docstring); returns the clients' record. ``freeze``: see :func:`run`."""
+    loop = asyncio.get_running_loop()
+    shutdown = await lifespan_startup(app)
+    if freeze:
+        gc.freeze()
+    broadcast = Broadcast(loop, subscribers, PAYLOAD)
+    peers = [FanoutPeer(broadcast) for _ in range(subscribers)]
+    tasks = [loop.create_task(app(websocket_scope(path), p.receive, p.send)) for p in peers]
+    await asyncio.wait_for(asyncio.gather(*(p.accepted for p in peers)), 60)
+    await asyncio.sleep(0.05)  # accepted, then subscribed: let every handler reach its subscription
+    publisher = FanoutPeer(broadcast)
+    tasks.append(loop.create_task(app(websocket_scope(pub_path), publisher.receive, publisher.send)))
+    probe = broadcast.publish(publisher)
+    try:
+        await asyncio.wait_for(asyncio.shield(probe), 30)
+    except TimeoutError:
+        raise PingPongError(f"the probe reached {broadcast.delivered} of {subscribers} subscribers") from None
+    for _ in range(count):
+        await asyncio.wait_for(broadcast.publish(publisher), 30)
+    for peer in [*peers, publisher]:
+        peer.leave()
+    await asyncio.gather(*tasks)
+    await shutdown()
+    return broadcast
+
+
+def run(
+    target: str,
+    kind: str,
+    path: str,
+    count: int,
+    payload: str = PAYLOAD,
+    reply: str | None = None,
+    pub_path: str = "/pubq",
+    subscribers: int = 1000,
+) -> int:
     """Import the app, then drive it on uvloop; returns the number of echoes or responses.
 
     Everything alive after startup (modules, the app) is moved out of the garbage collector's reach with
@@ -312,6 +423,9 @@ def run(target: str, kind: str, path: str, count: int, payload: str = PAYLOAD, r
     import uvloop
 
     app = load_app(target)
+    if kind == "broadcast":
+        done = uvloop.run(drive_broadcast(app, path, pub_path, count, subscribers, freeze=True))
+        return done.delivered - subscribers  # without the probe
     if kind == "ws":
         return uvloop.run(drive_websocket(app, path, count, payload, reply=reply, freeze=True)).echoes
     return uvloop.run(drive_http(app, path, count, freeze=True)).responses
@@ -321,13 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: drive one app once."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", required=True, help="module:attribute of the ASGI app")
-    parser.add_argument("--kind", choices=["ws", "http"], required=True)
+    parser.add_argument("--kind", choices=["ws", "http", "broadcast"], required=True)
     parser.add_argument("--path", default="/")
     parser.add_argument("--count", type=int, default=1000, help="messages or requests (0 is allowed)")
     parser.add_argument("--payload", default=PAYLOAD, help="the text message the client sends (websockets)")
     parser.add_argument("--reply", help="the text the client expects back (default: the payload, an echo)")
+    parser.add_argument("--pub-path", default="/pubq", help="the broadcast's publisher")
+    parser.add_argument("--subscribers", type=int, default=1000, help="the broadcast's subscribers")
     args = parser.parse_args(argv)
-    done = run(args.app, args.kind, args.path, args.count, args.payload, args.reply)
+    done = run(args.app, args.kind, args.path, args.count, args.payload, args.reply, args.pub_path, args.subscribers)
     print(f"{args.app} {args.kind} {args.path}: {done}", file=sys.stderr)
     return 0
 

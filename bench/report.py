@@ -23,7 +23,8 @@ WORKLOAD_TITLES = {
     "echo": "websocket echo (msgs/s)",
     "http-hello": "HTTP hello (req/s)",
     "http-json": "HTTP JSON (req/s)",
-    "broadcast": "broadcast to 1,000 sockets (deliveries/s)",
+    "broadcast": "broadcast to 1,000 sockets, a queue each (deliveries/s)",
+    "broadcast-sequential": "broadcast to 1,000 sockets, sent in turn (deliveries/s)",
 }
 
 Record = dict[str, Any]

@@ -50,7 +50,8 @@ class AppSpec:
     target: str
     servers: Sequence[str]
     echo: dict[str, str]  # framework label -> websocket echo path
-    broadcast: dict[str, tuple[str, str]]  # framework label -> (subscriber path, publisher path)
+    broadcast: dict[str, tuple[str, str]]  # framework label -> (subscriber path, publisher path), queued
+    sequential: dict[str, tuple[str, str]]  # the same for the sequential broadcast
     http: str | None  # framework label for the HTTP rows, None if the app serves no HTTP
     requires: str  # a module that must import, or the app is skipped
 
@@ -58,13 +59,23 @@ class AppSpec:
 APPS: dict[str, AppSpec] = {
     spec.key: spec
     for spec in [
-        AppSpec("raw", "bench.apps.raw:app", ASGI_SERVERS, {"raw": "/ws"}, {"raw": ("/sub", "/pub")}, "raw", "msgspec"),
+        AppSpec(
+            "raw",
+            "bench.apps.raw:app",
+            ASGI_SERVERS,
+            {"raw": "/ws"},
+            {"raw": ("/subq", "/pubq")},
+            {"raw": ("/sub", "/pub")},
+            "raw",
+            "msgspec",
+        ),
         AppSpec(
             "scallion",
             "bench.apps.scallion_app:app",
             ASGI_SERVERS,
             {"scallion-gen": "/ws", "scallion-obj": "/ws-obj"},
-            {"scallion-gen": ("/sub", "/pub"), "scallion-obj": ("/sub-obj", "/pub-obj")},
+            {"scallion-gen": ("/subq", "/pubq"), "scallion-obj": ("/subq-obj", "/pubq-obj")},
+            {"scallion-obj": ("/sub-obj", "/pub-obj")},
             "scallion",
             "scallion",
         ),
@@ -74,6 +85,7 @@ APPS: dict[str, AppSpec] = {
             ASGI_SERVERS,
             {"scallion-core": "/ws"},
             {},
+            {},
             "scallion-core",
             "scallion",
         ),
@@ -82,6 +94,7 @@ APPS: dict[str, AppSpec] = {
             "bench.apps.starlette_app:app",
             ASGI_SERVERS,
             {"starlette": "/ws"},
+            {"starlette": ("/subq", "/pubq")},
             {"starlette": ("/sub", "/pub")},
             "starlette",
             "starlette",
@@ -91,6 +104,7 @@ APPS: dict[str, AppSpec] = {
             "bench.apps.litestar_app:app",
             ASGI_SERVERS,
             {"litestar": "/ws"},
+            {"litestar": ("/subq", "/pubq")},
             {"litestar": ("/sub", "/pub")},
             "litestar",
             "litestar",
@@ -100,6 +114,7 @@ APPS: dict[str, AppSpec] = {
             "bench.apps.emmett_app:app",
             ["granian-rsgi"],
             {"emmett": "/ws"},
+            {"emmett": ("/subq", "/pubq")},
             {"emmett": ("/sub", "/pub")},
             "emmett",
             "emmett",
@@ -221,12 +236,13 @@ def serve_and_measure(
                     url = f"http://{server.url}{path}"
                     record(workload, spec.http, run_wrk(url, options.http_connections, options.duration, client_core))
             if "broadcast" in options.workloads and server_name in BROADCAST_SERVERS:
-                for framework, (sub, pub) in spec.broadcast.items():
-                    args = client_args(
-                        "broadcast", url=f"ws://{server.url}", sub_path=sub, pub_path=pub,
-                        subscribers=options.subscribers, window=options.window, **timing,
-                    )  # fmt: skip
-                    record("broadcast", framework, run_client(args, client_core, client_timeout))
+                for workload, paths in (("broadcast", spec.broadcast), ("broadcast-sequential", spec.sequential)):
+                    for framework, (sub, pub) in paths.items():
+                        args = client_args(
+                            "broadcast", url=f"ws://{server.url}", sub_path=sub, pub_path=pub,
+                            subscribers=options.subscribers, window=options.window, **timing,
+                        )  # fmt: skip
+                        record(workload, framework, run_client(args, client_core, client_timeout))
         finally:
             server.stop()
             output = server.output()
@@ -374,7 +390,10 @@ def write(data: dict[str, Any], stem_name: str) -> list[Path]:
     )
     if data["skipped"]:
         header += f"\nSkipped (not installed): {', '.join(data['skipped'])}\n"
-    titles = {"broadcast": f"broadcast to {options['subscribers']:,} sockets (deliveries/s)"}
+    titles = {
+        "broadcast": f"broadcast to {options['subscribers']:,} sockets, a queue each (deliveries/s)",
+        "broadcast-sequential": f"broadcast to {options['subscribers']:,} sockets, sent in turn (deliveries/s)",
+    }
     body = report.results_markdown(data["summary"], ORDER, SERVER_ORDER, titles)
     if data["memory"]:
         body += "\n\n### Idle websockets: RSS per connection\n\n" + report.memory_markdown(data["memory"])

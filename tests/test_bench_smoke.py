@@ -35,6 +35,10 @@ def test_fake_server_drives_each_app(config: Config) -> None:
         peer = uvloop.run(pingpong.drive_websocket(app, config.path, 5, payload, reply=config.reply))
         assert peer.echoes == 5
         assert not peer.denied
+    elif config.kind == "broadcast":
+        assert config.pub_path is not None
+        broadcast = uvloop.run(pingpong.drive_broadcast(app, config.path, config.pub_path, 3, 50))
+        assert broadcast.delivered == 4 * 50  # the probe and 3 messages, to every subscriber
     else:
         http = uvloop.run(pingpong.drive_http(app, config.path, 5))
         assert http.responses == 5
@@ -62,7 +66,7 @@ def test_one_short_wall_clock_round(app_key: str) -> None:
     lines: list[str] = []
     records = run.serve_and_measure(run.APPS[app_key], "uvicorn-sansio", options, 1, lines.append)
     spec = run.APPS[app_key]
-    expected = len(spec.echo) + len(spec.broadcast) + (2 if "http" in workloads else 0)
+    expected = len(spec.echo) + len(spec.broadcast) + len(spec.sequential) + (2 if "http" in workloads else 0)
     assert len(records) == expected, lines
     for record in records:
         assert "error" not in record, record

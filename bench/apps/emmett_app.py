@@ -11,6 +11,7 @@ from emmett import App, websocket
 from emmett.tools import service
 
 from . import HELLO, JSON_DATA
+from .queued import Fanout
 
 # Emmett makes logs/, static/ and languages/ folders under its root path: keep them out of the repository.
 ROOT = Path(tempfile.gettempdir()) / "scallion-bench-emmett"
@@ -18,6 +19,9 @@ ROOT.mkdir(exist_ok=True)
 app = App(__name__, root_path=str(ROOT))
 
 subscribers: set[Callable[[Any], Awaitable[None]]] = set()
+"""The sequential broadcast's subscribers."""
+fanout: Fanout[Any] = Fanout()
+"""The queued broadcast's subscribers."""
 
 
 @app.route("/", output="str")  # type: ignore[untyped-decorator]
@@ -65,3 +69,20 @@ async def publish() -> None:
                 await send(message)
             except Exception:  # that subscriber has just left
                 subscribers.discard(send)
+
+
+@app.websocket("/subq")  # type: ignore[untyped-decorator]
+async def subscribe_queued() -> None:
+    """``WS /subq``: a task sends what is published while this reads until the client leaves."""
+    await websocket.accept()
+    async with fanout.subscriber(websocket.send):
+        while True:
+            await websocket.receive()
+
+
+@app.websocket("/pubq")  # type: ignore[untyped-decorator]
+async def publish_queued() -> None:
+    """``WS /pubq``: queue every message for every subscriber."""
+    await websocket.accept()
+    while True:
+        fanout.publish(await websocket.receive())

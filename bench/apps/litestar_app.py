@@ -8,8 +8,12 @@ from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from . import HELLO, JSON_DATA
+from .queued import Fanout
 
 subscribers: set[WebSocket[Any, Any, Any]] = set()
+"""The sequential broadcast's subscribers."""
+fanout: Fanout[str] = Fanout()
+"""The queued broadcast's subscribers."""
 
 
 @get("/", media_type=MediaType.TEXT)
@@ -65,4 +69,30 @@ async def publish(socket: WebSocket[Any, Any, Any]) -> None:
         pass
 
 
-app = Litestar(route_handlers=[hello, json_response, echo, subscribe, publish], openapi_config=None)
+@websocket("/subq")
+async def subscribe_queued(socket: WebSocket[Any, Any, Any]) -> None:
+    """``WS /subq``: a task sends what is published while this reads until the client leaves."""
+    await socket.accept()
+    async with fanout.subscriber(socket.send_text):
+        try:
+            while True:
+                await socket.receive_text()
+        except WebSocketDisconnect:
+            pass
+
+
+@websocket("/pubq")
+async def publish_queued(socket: WebSocket[Any, Any, Any]) -> None:
+    """``WS /pubq``: queue every message for every subscriber."""
+    await socket.accept()
+    try:
+        while True:
+            fanout.publish(await socket.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
+app = Litestar(
+    route_handlers=[hello, json_response, echo, subscribe, publish, subscribe_queued, publish_queued],
+    openapi_config=None,
+)

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from . import HELLO, JSON_DATA
+from .queued import Fanout
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -23,7 +24,10 @@ _HELLO = HELLO.encode()
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(_HELLO)).encode())]
 
 subscribers: set[Send] = set()
-"""The ``send`` of every connected broadcast subscriber."""
+"""The ``send`` of every connected sequential-broadcast subscriber."""
+
+fanout: Fanout[Message] = Fanout()
+"""The queued broadcast's subscribers."""
 
 
 async def hello(send: Send) -> None:
@@ -90,8 +94,30 @@ async def publish(receive: Receive, send: Send) -> None:
                 subscribers.discard(subscriber)
 
 
+async def subscribe_queued(receive: Receive, send: Send) -> None:
+    """``WS /subq``: a task sends what is published while this reads until the client leaves."""
+    await send({"type": "websocket.accept"})
+    async with fanout.subscriber(send):
+        while (await receive())["type"] == "websocket.receive":
+            pass
+
+
+async def publish_queued(receive: Receive, send: Send) -> None:
+    """``WS /pubq``: queue every message for every subscriber."""
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        text = message.get("text")
+        if text is not None:
+            fanout.publish({"type": "websocket.send", "text": text})
+        else:
+            fanout.publish({"type": "websocket.send", "bytes": message.get("bytes")})
+
+
 _HTTP = {"/": hello, "/json": json_response}
-_WEBSOCKET = {"/ws": echo, "/sub": subscribe, "/pub": publish}
+_WEBSOCKET = {"/ws": echo, "/sub": subscribe, "/pub": publish, "/subq": subscribe_queued, "/pubq": publish_queued}
 
 
 async def lifespan(receive: Receive, send: Send) -> None:

@@ -1,12 +1,13 @@
 """scallion through its Emmett-style facade, ``App``, with both websocket handler styles side by side.
 
-* async-generator style (seed 000): ``/ws``, ``/sub``, ``/pub``;
-* ``websocket``-object style (Emmett): ``/ws-obj``, ``/sub-obj``, ``/pub-obj``.
+* async-generator style (seed 000): ``/ws``, ``/subq``, ``/pubq``;
+* ``websocket``-object style (Emmett): ``/ws-obj``, ``/subq-obj``, ``/pubq-obj``, ``/sub-obj``, ``/pub-obj``.
 
-A generator handler can only send on its own connection, so its broadcast goes through ``scallion.pubsub``
-(each subscriber iterates a ``MemoryBroker`` subscription, the publisher publishes); object-style
-subscribers register their ``websocket.send`` and the publisher calls them directly, as the other
-frameworks do.
+The queued broadcast (``/subq``, ``/pubq``; the row every framework writes the same way, see
+``bench/apps/queued.py``) goes through ``scallion.pubsub`` in both styles: each subscriber iterates a
+``MemoryBroker`` subscription, a queue of its own, and the publisher publishes. The sequential broadcast
+(``/sub-obj``, ``/pub-obj``) exists in the object style only, since a generator can only send on its own
+connection: subscribers register their ``websocket.send`` and the publisher calls them in turn.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ async def echo(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> A
         yield ws_send(message)
 
 
-@app.websocket("/sub")
+@app.websocket("/subq")
 async def subscribe(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
     """Send what is published until the client leaves (scallion notices and closes the generator)."""
     async with broker.subscribe("broadcast") as subscription:
@@ -58,7 +59,7 @@ async def subscribe(scope: dict[str, Any], receiver: AsyncIterator[str | bytes])
             yield ws_send(message.data)
 
 
-@app.websocket("/pub")
+@app.websocket("/pubq")
 async def publish(scope: dict[str, Any], receiver: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
     """Publish every message to the subscribers; sends nothing back."""
     async for message in receiver:
@@ -97,3 +98,19 @@ async def publish_obj() -> None:
                 await send(message)
             except Exception:  # that subscriber has just left
                 senders.discard(send)
+
+
+@app.websocket("/subq-obj")
+async def subscribe_queued_obj() -> None:
+    """Send what is published until the client leaves (scallion notices and cancels the handler)."""
+    await websocket.accept()
+    async with broker.subscribe("broadcast") as subscription:
+        async for message in subscription:
+            await websocket.send(message.data)
+
+
+@app.websocket("/pubq-obj")
+async def publish_queued_obj() -> None:
+    """Publish every message to the subscribers."""
+    async for message in websocket:
+        await broker.publish("broadcast", message)

@@ -9,8 +9,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import HELLO, JSON_DATA
+from .queued import Fanout
 
 subscribers: set[WebSocket] = set()
+"""The sequential broadcast's subscribers."""
+fanout: Fanout[str] = Fanout()
+"""The queued broadcast's subscribers."""
 
 
 async def hello(request: Request) -> PlainTextResponse:
@@ -61,6 +65,27 @@ async def publish(ws: WebSocket) -> None:
         pass
 
 
+async def subscribe_queued(ws: WebSocket) -> None:
+    """``WS /subq``: a task sends what is published while this reads until the client leaves."""
+    await ws.accept()
+    async with fanout.subscriber(ws.send_text):
+        try:
+            while True:
+                await ws.receive_text()
+        except WebSocketDisconnect:
+            pass
+
+
+async def publish_queued(ws: WebSocket) -> None:
+    """``WS /pubq``: queue every message for every subscriber."""
+    await ws.accept()
+    try:
+        while True:
+            fanout.publish(await ws.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
 app = Starlette(
     routes=[
         Route("/", hello),
@@ -68,5 +93,7 @@ app = Starlette(
         WebSocketRoute("/ws", echo),
         WebSocketRoute("/sub", subscribe),
         WebSocketRoute("/pub", publish),
+        WebSocketRoute("/subq", subscribe_queued),
+        WebSocketRoute("/pubq", publish_queued),
     ]
 )
