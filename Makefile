@@ -65,10 +65,16 @@ test: lint typecheck pytest
 	.venv-$*/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The whole suite on 3.12 and 3.13 too (make test keeps the default interpreter).
-test-all: pytest .venv-3.12/.installed-test .venv-3.13/.installed-test
-	.venv-3.12/bin/python -m pytest -p no:cacheprovider
-	.venv-3.13/bin/python -m pytest -p no:cacheprovider
+# The whole suite on the default interpreter, 3.12 and 3.13 (make test keeps the default one). Each suite runs
+# even if one before it failed, so one run shows every interpreter's failures; the target fails if any did.
+TEST_ALL_PYTHONS := $(BIN)/python .venv-3.12/bin/python .venv-3.13/bin/python
+test-all: $(VENV)/.installed-test redis-server chromium asyncapi-schema .venv-3.12/.installed-test \
+		.venv-3.13/.installed-test
+	@failed=""; for python in $(TEST_ALL_PYTHONS); do \
+		echo "== $$($$python -V) ($$python)"; \
+		$$python -m pytest -p no:cacheprovider || failed="$$failed $$python"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-all: failures on$$failed"; exit 1; fi
 
 # The fault suite with 10,000 abrupt departures per server instead of 2,000 (tests/test_faults.py).
 SOAK_DROPS ?= 10000
