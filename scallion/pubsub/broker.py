@@ -102,7 +102,10 @@ class Subscription(Generic[T]):
         """With ``since``: True when every message after ``since`` was still in history (they come first),
         False when some were not (none of them is replayed: resynchronise, e.g. from ``broker.history()``).
         Always False without ``since``."""
-        self._queue: asyncio.Queue[Message | Presence] = asyncio.Queue()
+        self._queue: deque[Message | Presence] = deque()
+        """What was delivered and not yet read (``_END`` last once the subscription ends)."""
+        self._waiter: asyncio.Future[None] | None = None
+        """The reader's future while it waits for a message."""
         self._replay: deque[Message] = deque()
         self._skip_through: tuple[int, ...] | None = None
         """While set: live messages of ``channels[0]`` at or before this offset were replayed already."""
@@ -132,13 +135,25 @@ class Subscription(Generic[T]):
     async def __anext__(self) -> T:
         if self._special:  # not entered, or replaying, or skipping the overlap: the slow path
             return await self._next_special()
-        if self.dropped and self._queue.empty():
-            raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
-        message = await self._queue.get()
+        queue = self._queue
+        if not queue:
+            await self._wait()
+        message = queue.popleft()
         if message is _END:
-            self._queue.put_nowait(_END)  # every later read ends too
+            queue.appendleft(_END)  # every later read ends too
             raise StopAsyncIteration
         return message  # type: ignore[return-value]
+
+    async def _wait(self) -> None:
+        """Wait until the queue holds something; raise :class:`SubscriptionOverflow` if it never will."""
+        while not self._queue:
+            if self.dropped:
+                raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     async def _next_special(self) -> T:
         if not self.entered:
@@ -146,11 +161,11 @@ class Subscription(Generic[T]):
         if self._replay:
             return self._replay.popleft()  # type: ignore[return-value]
         while True:
-            if self.dropped and self._queue.empty():
-                raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
-            message = await self._queue.get()
+            if not self._queue:
+                await self._wait()
+            message = self._queue.popleft()
             if message is _END:
-                self._queue.put_nowait(_END)
+                self._queue.appendleft(_END)
                 raise StopAsyncIteration
             if self._skip_through is not None and type(message) is Message and message.offset is not None:
                 order = self.broker.offset_order(message.offset)
@@ -162,10 +177,14 @@ class Subscription(Generic[T]):
 
     def put(self, message: Message | Presence) -> bool:
         """Queue ``message`` for the reader; False (and counted in ``dropped``) when the reader is too far behind."""
-        if self.dropped or self._queue.qsize() >= self.max_queue:
+        queue = self._queue
+        if self.dropped or len(queue) >= self.max_queue:
             self.dropped += 1
             return False
-        self._queue.put_nowait(message)
+        queue.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return True
 
     def replay(self, recovered: bool, messages: list[Message]) -> None:
@@ -180,7 +199,10 @@ class Subscription(Generic[T]):
 
     def end(self) -> None:
         """The iterator ends after the messages already queued (the block was left, or the broker closed)."""
-        self._queue.put_nowait(_END)
+        self._queue.append(_END)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class Membership:
@@ -382,7 +404,10 @@ class Broker:
         if not members:
             return 0
         message = Message(channel, data, offset)
-        return sum(subscription.put(message) for subscription in members)
+        taken = 0
+        for subscription in members:
+            taken += subscription.put(message)
+        return taken
 
     def deliver_presence(self, event: Presence) -> None:
         """Put a join or leave in the queue of every local subscriber of its channel that asked for them."""
