@@ -10,7 +10,10 @@ Per configuration and round, against a fresh redis-server (no persistence) and t
   each stamped with ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, one clock for every process of the machine):
   publish-to-delivery p50/p99 over every delivery;
 * ``publishes/s``: the publisher alone (16 publishes in flight, nobody subscribed), so what history costs a
-  publish is seen without the fan-out.
+  publish is seen without the fan-out;
+* the same again with a smaller fan-out at the same delivery rate (``--small``: 100 subscribers x 100/s =
+  10,000 deliveries/s), which tells the cost of a delivery rate from the cost of one message's fan-out: the
+  last of 500 frames a server process writes for one message leaves after the 499 before it.
 
 Servers (uvicorn, websockets-sansio) on core 0, the load generator on core 1, Redis unpinned.
 ``python -m bench.pubsub_redis`` (or ``make bench``, which runs it after the other workloads);
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,8 @@ class Options:
     duration: float = 3.0
     warmup: float = 0.5
     server: str = "uvicorn-sansio"
+    small: tuple[int, float] | None = (100, 100.0)
+    """A second (subscribers, rate) measured in each round: the same delivery rate, a smaller fan-out."""
 
 
 # -- the load generator (its own process) ---------------------------------------------------------------
@@ -283,27 +288,40 @@ def measure(label: str, options: Options) -> dict[str, Any]:
 def run(options: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every configuration in every round, interleaved; medians per configuration."""
     raise_open_files_limit(max(4096, options.subscribers * 2 + 1000))
+    shapes = [options] + (
+        []
+        if options.small is None
+        else [replace(options, subscribers=options.small[0], rate=options.small[1], small=None)]
+    )
     records = []
     for round_no in range(1, options.rounds + 1):
         log(f"pubsub-redis round {round_no}/{options.rounds}")
         for label in CONFIGS:
-            record = {"round": round_no, **measure(label, options)}
-            records.append(record)
-            if "error" in record:
-                log(f"  {label:22} ERROR {record['error']}")
-            else:
-                log(f"  {label:22} {record['deliveries_per_s']:>9,.0f} deliveries/s  "
-                    f"p50 {record['p50_ms']:.2f} ms  p99 {record['p99_ms']:.2f} ms at {options.rate:g}/s  "
-                    f"{record['publishes_per_s']:>8,.0f} publishes/s")  # fmt: skip
-    summary = {}
-    for label in CONFIGS:
-        good = [r for r in records if r["config"] == label and "error" not in r]
-        if good:
-            summary[label] = {
-                key: statistics.median(r[key] for r in good)
-                for key in ("deliveries_per_s", "p50_ms", "p99_ms", "publishes_per_s")
-            }
-    return {"options": vars(options), "records": records, "summary": summary}
+            for shape in shapes:
+                record = {"round": round_no, "subscribers": shape.subscribers, **measure(label, shape)}
+                records.append(record)
+                if "error" in record:
+                    log(f"  {label:22} ERROR {record['error']}")
+                else:
+                    log(f"  {label:22} {shape.subscribers:>5} subscribers {record['deliveries_per_s']:>9,.0f} "
+                        f"deliveries/s  p50 {record['p50_ms']:.2f} ms  p99 {record['p99_ms']:.2f} ms at "
+                        f"{shape.rate:g}/s  {record['publishes_per_s']:>8,.0f} publishes/s")  # fmt: skip
+
+    def summarize(subscribers: int) -> dict[str, dict[str, float]]:
+        summary = {}
+        for label in CONFIGS:
+            good = [r for r in records if r["config"] == label and r["subscribers"] == subscribers and "error" not in r]
+            if good:
+                summary[label] = {
+                    key: statistics.median(r[key] for r in good)
+                    for key in ("deliveries_per_s", "p50_ms", "p99_ms", "publishes_per_s")
+                }
+        return summary
+
+    data: dict[str, Any] = {"options": vars(options), "records": records, "summary": summarize(options.subscribers)}
+    if options.small is not None:
+        data["small_summary"] = summarize(options.small[0])
+    return data
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -321,6 +339,18 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {label} | {row['deliveries_per_s']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
             f"{row['publishes_per_s']:,.0f} |"
         )
+    small = options.get("small")
+    if small and data.get("small_summary"):
+        subscribers, rate = small
+        rows += [
+            f"\nThe same delivery rate with a smaller fan-out: {subscribers:,} subscribers at {rate:g}/s "
+            f"({subscribers * rate:,.0f} deliveries/s)\n",
+            f"| configuration | deliveries/s (window {options['window']}) | p50 ms at {rate:g}/s | "
+            f"p99 ms at {rate:g}/s |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, row in data["small_summary"].items():
+            rows.append(f"| {label} | {row['deliveries_per_s']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
     return "\n".join(rows) + "\n"
 
 
