@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from .asgi import Ready, Server, handler_name, is_response, ready, standard_not_found
+from .asgi import Ready, Server, handler_name, is_response, json_body, route_result, standard_not_found
 from .context import current_request
 from .handlers import ObjectHandler, SessionHandler, WebSocketHandler
 from .middlewares import apply_middleware, wrap_routes
@@ -72,29 +72,15 @@ def to_response(result: Any, func: Callable[..., Any]) -> Response:
         return {"status": 200, "body": result, "headers": {"content-type": "application/octet-stream"}}
     if result is None:
         return {"status": 204, "body": b""}
-    return {"status": 200, "body": _json_body(result, func), "headers": {"content-type": "application/json"}}
-
-
-def _json_body(result: Any, func: Callable[..., Any]) -> bytes:
-    """``result`` encoded as JSON (msgspec); a clear ``TypeError`` naming the route handler if it cannot be."""
-    try:
-        return _json_encode(result)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise TypeError(
-            f"route handler {handler_name(func)} returned {type(result).__name__}, which is not a response dict, "
-            f"str, bytes, None or JSON-encodable: {exc}"
-        ) from exc
-
-
-_TEXT = (b"content-type", b"text/plain; charset=utf-8")
-_BINARY = (b"content-type", b"application/octet-stream")
-_JSON = (b"content-type", b"application/json")
+    return {"status": 200, "body": json_body(result, func), "headers": {"content-type": "application/json"}}
 
 
 def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str], app: App) -> Handler:
     """Wrap an App route function: set ``request``, pass route values by name, convert the result. With no
-    middleware around the routes (``app.bare``), a ``str``, ``bytes``, ``None`` or JSON result becomes a
-    :class:`~scallion.asgi.Ready` response: nobody can look at a response dict, so none is built."""
+    middleware around the routes (``app.bare``), the result is :func:`~scallion.asgi.route_result`'s: a ``str``,
+    ``bytes``, ``None`` or JSON result becomes a :class:`~scallion.asgi.Ready` response, since nobody can look at
+    a response dict. The endpoint of a route without ``{params}`` carries the function as ``direct``: a server
+    serving the route without the chain calls it itself (:func:`~scallion.asgi.direct_routes`)."""
 
     async def endpoint(scope: dict[str, Any], *args: Any) -> Response | Ready:
         token = current_request.set(scope)
@@ -103,16 +89,7 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str], app: App) -
         finally:
             current_request.reset(token)
         if app.bare:
-            kind = type(result)
-            if kind is str:  # the common case first
-                return ready(200, _TEXT, result.encode())
-            if kind is dict and type(result.get("status")) is int:
-                return result  # type: ignore[no-any-return]  # a response dict
-            if kind is bytes:
-                return ready(200, _BINARY, result)
-            if result is None:
-                return ready(204, None, b"")
-            return ready(200, _JSON, _json_body(result, func))
+            return route_result(result, func)
         if type(result) is str:
             return {"status": 200, "body": result.encode(), "headers": {"content-type": "text/plain; charset=utf-8"}}
         return to_response(result, func)
@@ -120,6 +97,7 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str], app: App) -
     endpoint.__qualname__ = getattr(func, "__qualname__", "endpoint")
     endpoint.__module__ = getattr(func, "__module__", __name__)
     endpoint.func = func  # type: ignore[attr-defined]
+    endpoint.direct = None if names else func  # type: ignore[attr-defined]
     return endpoint
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from .connection import Connection, Session, call_hook, encode_headers
+from .context import current_request
 from .datastructures import headers_dict
 from .errors import BadRequest
 from .log import client_log
@@ -170,6 +173,71 @@ def is_response(value: Any) -> bool:
     return type(value) is dict and type(value.get("status")) is int
 
 
+TEXT_TYPE = (b"content-type", b"text/plain; charset=utf-8")
+BINARY_TYPE = (b"content-type", b"application/octet-stream")
+JSON_TYPE = (b"content-type", b"application/json")
+"""The encoded ``content-type`` headers of an App route's ``str``, ``bytes`` and JSON results."""
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+def json_body(result: Any, func: Callable[..., Any]) -> bytes:
+    """``result`` encoded as JSON (msgspec); a clear ``TypeError`` naming the route handler if it cannot be."""
+    try:
+        return _json_encode(result)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(
+            f"route handler {handler_name(func)} returned {type(result).__name__}, which is not a response dict, "
+            f"str, bytes, None or JSON-encodable: {exc}"
+        ) from exc
+
+
+def route_result(result: Any, func: Callable[..., Any]) -> Ready | Response:
+    """An App route function's return value, where no middleware can see the response: a response dict as is,
+    else the :class:`Ready` response (``str`` -> text/plain, ``bytes`` -> application/octet-stream, ``None`` ->
+    204, anything else -> JSON, or the ``TypeError`` of :func:`json_body`)."""
+    kind = type(result)
+    if kind is str:  # the common case first
+        return ready(200, TEXT_TYPE, result.encode())
+    if kind is dict and type(result.get("status")) is int:
+        return result  # type: ignore[no-any-return]  # a response dict
+    if kind is bytes:
+        return ready(200, BINARY_TYPE, result)
+    if result is None:
+        return ready(204, None, b"")
+    return ready(200, JSON_TYPE, json_body(result, func))
+
+
+Direct = dict[str, dict[str, tuple[Handler, Callable[[], Awaitable[Any]] | None]]]
+"""``{path: {method: (handler, function)}}``: the static routes a :class:`Server` serves without the handler
+chain (see :func:`direct_routes`)."""
+
+
+def direct_routes(handler: Handler) -> Direct:
+    """The static routes of ``handler`` that a server may call itself, skipping the chain's glue, when routing is
+    all the chain does: ``handler`` is ``apply_middleware(wrap_routes(table))(not_found)`` and nothing else (its
+    ``routes`` attribute is the table's :class:`~scallion.routing.Router`). A static path's HTTP methods map to
+    ``(route handler, None)``, or, for an App route, ``(endpoint, route function)``: the function takes no
+    argument and runs with the request as ``current_request``, and its result is :func:`route_result`'s, exactly
+    what the endpoint does. ``HEAD`` is its ``GET`` where the path has no ``HEAD`` route, as the router does.
+    Everything else (other paths and methods, 404, 405, redirects) goes through the chain."""
+    direct: Direct = {}
+    router = getattr(handler, "routes", None)
+    if router is None:
+        return direct
+    for path, matches in router.static.items():
+        methods = {
+            method: (match.handler, getattr(match.handler, "direct", None))
+            for method, match in matches.items()
+            if method != "WS"
+        }
+        if "GET" in methods and "HEAD" not in methods:
+            methods["HEAD"] = methods["GET"]
+        if methods:
+            direct[path] = methods
+    return direct
+
+
 class Server:
     """The ASGI 3 application of ``handler`` (``async def handler(request) -> response``); ``build_server``.
 
@@ -242,6 +310,17 @@ class Server:
         """The websocket connections being served right now."""
         self._drained: asyncio.Event | None = None
 
+    @property
+    def handler(self) -> Handler:
+        """The handler (usually a middleware chain) every request goes to. Setting it also sets :attr:`direct`."""
+        return self._handler
+
+    @handler.setter
+    def handler(self, handler: Handler) -> None:
+        self._handler = handler
+        self.direct: Direct = direct_routes(handler)
+        """The static routes served without the chain's glue (:func:`direct_routes`), kept with the handler."""
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The request path is written inline, not in helper coroutines: each coroutine on the way costs about
         # a thousand CPU instructions per request, and each one between the server and a websocket handler is
@@ -278,9 +357,44 @@ class Server:
             request["body"] = body
         else:
             request["body"] = b""
+        response: Any = None
+        start: Message | None = None  # set when a str result was encoded inline
+        end: Message
         try:
-            response = await self.handler(request)
-            if type(response) is not Ready and (type(response) is not dict or type(response.get("status")) is not int):
+            routes = self.direct.get(scope["path"])
+            route = None if routes is None else routes.get(scope["method"])
+            if route is None:
+                response = await self._handler(request)
+            else:  # a static route (direct_routes): what the chain would do, without its glue
+                endpoint, func = route
+                request["endpoint"] = endpoint
+                if func is None:
+                    response = await endpoint(request)
+                else:  # an App route function: called here rather than by its endpoint, a coroutine less
+                    token = current_request.set(request)
+                    try:
+                        result = await func()
+                    finally:
+                        current_request.reset(token)
+                    if type(result) is str:  # the common case: route_result's Ready, inline
+                        content = result.encode()
+                        length = len(content)
+                        end = {"type": "http.response.body", "body": content}
+                        start = {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [
+                                TEXT_TYPE,
+                                (b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length),
+                            ],
+                        }
+                    else:
+                        response = route_result(result, func)
+            if (
+                start is None
+                and type(response) is not Ready
+                and (type(response) is not dict or type(response.get("status")) is not int)
+            ):
                 response = self._not_a_response(request, response)
         except BadRequest as exc:  # bad client input, such as a malformed JSON body: no traceback
             client_log.info(scope, None, "400 for %s %s: %s", scope.get("method"), scope.get("path"), exc)
@@ -289,13 +403,14 @@ class Server:
             logger.exception("%s failed on %s %s", culprit(request, exc), scope.get("method"), scope.get("path"))
             response = _plain(500, "Internal Server Error")
         try:
-            if type(response) is Ready:  # an App route's result, already encoded
-                start = response[0]  # indexing, not unpacking: a tuple subclass unpacks through an iterator
-                end = response[1]
-            elif "stream" in response:
-                return await send_response(send, response)
-            else:
-                start, end = body_messages(response)  # inline, not send_response(): a coroutine less per request
+            if start is None:
+                if type(response) is Ready:  # an App route's result, already encoded
+                    start = response[0]  # indexing, not unpacking: a tuple subclass unpacks through an iterator
+                    end = response[1]
+                elif "stream" in response:
+                    return await send_response(send, response)
+                else:
+                    start, end = body_messages(response)  # inline, not send_response(): a coroutine less per request
             await send(start)
             await send(end)
         except OSError:

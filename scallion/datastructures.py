@@ -12,6 +12,42 @@ from .types import Request
 _names: dict[bytes, str] = {}
 """Header names already decoded, by their bytes as the server sent them: requests repeat the same few."""
 
+SHARED_VALUES = frozenset(
+    [
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-type",
+        "dnt",
+        "host",
+        "origin",
+        "pragma",
+        "priority",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "sec-fetch-dest",
+        "sec-fetch-mode",
+        "sec-fetch-site",
+        "sec-fetch-user",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "te",
+        "upgrade",
+        "upgrade-insecure-requests",
+        "user-agent",
+        "x-forwarded-proto",
+        "x-requested-with",
+    ]
+)
+"""Request headers whose values many clients and requests share (never credentials, cookies or ids): their
+decoded values are remembered."""
+
+_values: dict[bytes, str] = {}
+"""Decoded values of :data:`SHARED_VALUES` headers, by their bytes (at most 1024, each at most 256 bytes)."""
+
 
 def _name(key: bytes) -> str:
     name = key.lower().decode("latin-1")
@@ -20,14 +56,28 @@ def _name(key: bytes) -> str:
     return name
 
 
+def _text(name: str, value: bytes) -> str:
+    text = value.decode() if value.isascii() else value.decode("latin-1")
+    if name in SHARED_VALUES and len(value) <= 256 and len(_values) < 1024:
+        _values[value] = text
+    return text
+
+
 def headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """ASGI headers -> ``{lower-case name: value}``; repeated names are joined with ``,`` (cookies with ``; ``).
-    Values are latin-1 (ASGI); an ASCII value decodes by the codec-free fast path."""
+    Values are latin-1 (ASGI); an ASCII value decodes by the codec-free fast path. Names, and the values of
+    :data:`SHARED_VALUES` headers, are decoded once and remembered (a dict lookup costs less than a decode)."""
     headers: dict[str, str] = {}
     names = _names
+    values = _values
     for key, value in raw:
-        name = names.get(key) or _name(key)
-        text = value.decode() if value.isascii() else value.decode("latin-1")
+        try:
+            name = names[key]
+        except KeyError:  # a name not seen yet (or the cache is full)
+            name = _name(key)
+        text = values.get(value)
+        if text is None:
+            text = _text(name, value)
         if name in headers:
             headers[name] += ("; " if name == "cookie" else ",") + text
         else:

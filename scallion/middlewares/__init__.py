@@ -23,7 +23,9 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
     """Compose ``middlewares`` (outermost first) into a function ``handler -> async def (request)``.
 
     The chain is built once, here. The glue returns awaitables instead of awaiting them, so composing costs
-    no coroutine per request of its own."""
+    no coroutine per request of its own. When the only middleware is ``wrap_routes``, the app carries its
+    :class:`~scallion.routing.Router` as ``routes``: the server serves static routes by a dict lookup
+    (:func:`~scallion.asgi.direct_routes`)."""
     chain: Middleware = call_handler
     for middleware in reversed(middlewares):
         chain = middleware(chain)
@@ -34,6 +36,7 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
 
         app.__qualname__ = getattr(handler, "__qualname__", "handler")
         app.__module__ = getattr(handler, "__module__", __name__)
+        app.routes = getattr(chain, "direct", None)  # type: ignore[attr-defined]  # wrap_routes alone: its Router
         return app
 
     return wrap
