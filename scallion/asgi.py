@@ -135,14 +135,36 @@ def ready(status: int, content_type: tuple[bytes, bytes] | None, body: bytes) ->
 _EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
 
 
+_content_types: dict[str, tuple[bytes, bytes]] = {}
+"""Encoded ``content-type`` headers by their value: the one header of most responses."""
+
+
 def body_messages(response: Response) -> tuple[Message, Message]:
     """The ``http.response.start`` and ``http.response.body`` messages of a response dict with a ``body``;
     ``content-length`` is added unless present or the status has no body."""
-    raw, has_length = response_headers(response)
     status = response["status"]
     body = response.get("body", b"")
     if type(body) is not bytes:
         body = body.encode() if isinstance(body, str) else bytes(body)
+    headers = response.get("headers")
+    if headers and len(headers) == 1 and "cookies" not in response:  # as text(), json() and html() make them
+        content_type = headers.get("content-type")
+        if type(content_type) is str:
+            pair = _content_types.get(content_type)
+            if pair is None:
+                pair = _encode(("content-type", content_type), cache=False)
+                if len(_content_types) < 256:
+                    _content_types[content_type] = pair
+            if status in WITHOUT_LENGTH:
+                raw = [pair]
+            else:
+                length = len(body)
+                raw = [pair, (b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length)]
+            return {"type": "http.response.start", "status": status, "headers": raw}, {
+                "type": "http.response.body",
+                "body": body,
+            }
+    raw, has_length = response_headers(response)
     if not has_length and status not in WITHOUT_LENGTH:
         length = len(body)
         raw.append((b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length))
@@ -370,6 +392,29 @@ class Server:
                 request["endpoint"] = endpoint
                 if func is None:
                     response = await endpoint(request)
+                    if type(response) is dict and type(status := response.get("status")) is int:
+                        # the shape text(), json() and html() make, inline: body_messages()'s first case
+                        body = response.get("body")
+                        fields = response.get("headers")
+                        if (
+                            type(body) is bytes
+                            and len(response) == 3
+                            and type(fields) is dict
+                            and len(fields) == 1
+                            and type(content_type := fields.get("content-type")) is str
+                            and (pair := _content_types.get(content_type)) is not None
+                            and status not in WITHOUT_LENGTH
+                        ):
+                            length = len(body)
+                            end = {"type": "http.response.body", "body": body}
+                            start = {
+                                "type": "http.response.start",
+                                "status": status,
+                                "headers": [
+                                    pair,
+                                    (b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length),
+                                ],
+                            }
                 else:  # an App route function: called here rather than by its endpoint, a coroutine less
                     token = current_request.set(request)
                     try:

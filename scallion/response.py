@@ -28,16 +28,22 @@ def _with(headers: dict[str, str] | None, content_type: str) -> dict[str, str]:
 
 def text(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A ``text/plain`` response."""
+    if headers is None:  # the common case, without a call
+        return {"status": status, "body": body.encode(), "headers": {"content-type": TEXT}}
     return {"status": status, "body": body.encode(), "headers": _with(headers, TEXT)}
 
 
 def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A ``text/html`` response."""
+    if headers is None:
+        return {"status": status, "body": body.encode(), "headers": {"content-type": HTML}}
     return {"status": status, "body": body.encode(), "headers": _with(headers, HTML)}
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """An ``application/json`` response; ``data`` is anything msgspec can encode."""
+    if headers is None:
+        return {"status": status, "body": _json_encode(data), "headers": {"content-type": JSON}}
     return {"status": status, "body": _json_encode(data), "headers": _with(headers, JSON)}
 
 
