@@ -15,16 +15,27 @@ besides (no validation, no state machine, no disconnect watching, no error handl
                    ``__anext__`` and ``send`` are coroutines
 ``WS /obj-proxy``  the same through a context-variable proxy (``websocket.send``), as Emmett's
                    ``websocket`` is
+``WS /gen-hard``   ``/gen-flat`` with the least of the hardening scallion must keep (issues 8 and 9), each
+                   in its cheapest form: the receiver marks a receive in progress and counts messages (the
+                   watchdog's books: disconnect watching, rate limit, idle timeout), takes ``text`` or
+                   ``bytes`` and checks ``max_message_size``; the driver sends ``ws_send``'s own dict
+                   unchecked (any other value would be checked), checks the state, and steps a process-wide
+                   C counter of sends (the loop-starvation guard); a 25 ms timer ticks, as the watchdog does
+``WS /obj-hard``   ``/obj`` with the same hardening, ``send`` read through a C-level property of a context-
+                   variable proxy (as scallion's ``websocket.send`` is) and checking its argument's type
 =================  ====================================================================================
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
 from scallion import ws_send
+from scallion.response import built
 
 from . import raw
 from .raw import Message, Receive, Send
@@ -118,6 +129,129 @@ async def obj_proxy(receive: Receive, send: Send) -> None:
         await websocket.send(message)
 
 
+_CHECKS = itertools.cycle((False,) * 255 + (True,))
+"""The loop-starvation guard's shared counter: True once every 256 sends of the process."""
+
+
+class _Ticks:
+    """The watchdog's timer: one tick every 25 ms while a connection is open (a tick looks at nothing here)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self.open += 1
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(0.025, self.tick)
+
+    def stop(self) -> None:
+        self.open -= 1
+
+    def tick(self) -> None:
+        self.timer = asyncio.get_running_loop().call_later(0.025, self.tick) if self.open else None
+
+
+_ticks = _Ticks()
+
+
+class HardReceiver:
+    """A receiver with the least of scallion's per-message hardening (see the module docstring)."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive = receive
+        self.transmit = send
+        self.direct = True
+        """False while a receive is in progress (the watchdog leaves the connection alone)."""
+        self.received = 0
+        """Messages since the watchdog's last look (rate limit, idle timeout, whether to start a reader)."""
+        self.max_message_size = 1024 * 1024
+        self.open = True
+
+    def __aiter__(self) -> HardReceiver:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        if self.direct:
+            self.direct = False
+            message = await self.receive()
+            self.direct = True
+            self.received += 1
+        else:
+            raise RuntimeError("the slow path is not part of the floor")
+        if message["type"] == "websocket.receive":
+            data: Any = message.get("text")
+            if data is None:
+                data = message.get("bytes")
+            if len(data) <= self.max_message_size:
+                return data  # type: ignore[no-any-return]
+            raise RuntimeError("too big")
+        raise StopAsyncIteration
+
+    async def send(self, data: str | bytes) -> None:
+        """``websocket.send``: type check, state check, the send, the starvation guard's counter."""
+        if data.__class__ is str:
+            message: Message = {"type": "websocket.send", "text": data}
+        elif isinstance(data, bytes):
+            message = {"type": "websocket.send", "bytes": data}
+        else:
+            raise TypeError("str or bytes")
+        if not self.open:
+            raise RuntimeError("closed")
+        await self.transmit(message)
+        if next(_CHECKS):
+            await asyncio.sleep(0)
+
+
+async def generator_hardened(receive: Receive, send: Send) -> None:
+    """``WS /gen-hard``: ``/gen-flat`` with the hardening scallion keeps, at its cheapest."""
+    await send({"type": "websocket.accept"})
+    receiver = HardReceiver(receive, send)
+    sent = built
+    _ticks.start()
+    try:
+        async for out in _yield_ws_send({}, receiver):  # type: ignore[arg-type]
+            if out is not sent.message:
+                raise TypeError("only ws_send's own dicts in the floor")
+            if not receiver.open:
+                raise RuntimeError("closed")
+            await send(out)
+            if next(_CHECKS):
+                await asyncio.sleep(0)
+    finally:
+        _ticks.stop()
+
+
+_current_send: ContextVar[Any] = ContextVar("current_send")
+
+
+class _HardProxy:
+    """``websocket`` as scallion makes it: ``send`` is a property whose getter is ``ContextVar.get``."""
+
+    __slots__ = ()
+    send = property(_current_send.get)
+
+    def __aiter__(self) -> HardReceiver:
+        return _current.get()  # type: ignore[return-value]
+
+
+hard_websocket: Any = _HardProxy()
+
+
+async def obj_hardened(receive: Receive, send: Send) -> None:
+    """``WS /obj-hard``: ``/obj`` with the hardening scallion keeps, through the proxy."""
+    await send({"type": "websocket.accept"})
+    receiver = HardReceiver(receive, send)
+    _current.set(receiver)  # type: ignore[arg-type]
+    _current_send.set(receiver.send)
+    _ticks.start()
+    try:
+        async for message in hard_websocket:
+            await hard_websocket.send(message)
+    finally:
+        _ticks.stop()
+
+
 raw._WEBSOCKET.update(
     {
         "/gen": generator,
@@ -125,6 +259,8 @@ raw._WEBSOCKET.update(
         "/gen-flat": generator_flat,
         "/obj": obj,
         "/obj-proxy": obj_proxy,
+        "/gen-hard": generator_hardened,
+        "/obj-hard": obj_hardened,
     }
 )
 app = raw.app
