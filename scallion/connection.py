@@ -47,7 +47,8 @@ Sending never starves the event loop. A server whose ``send`` completes without 
 client is gone; uvicorn, while its write buffer has room) would let a handler that sends in a loop keep the loop
 from the watchdog, every other connection and shutdown. So every ``SENDS_PER_CHECK`` sends of the process, a send
 looks whether the watchdog's tick is due and has not run (the loop had no turn for ``WATCH_PERIOD``); while so,
-every send gives the loop a turn. The busy path pays one counter per send; a loop that keeps its ticks never yields.
+every task that sends twice gives the loop a turn (one wake-up, one send, as a broadcast's subscribers do, is
+let through). The busy path pays one counter per send; a loop that keeps its ticks never yields.
 """
 
 from __future__ import annotations
@@ -221,6 +222,9 @@ class Watchdog:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.connections: set[Connection] = set()
+        """The connections looked at on each tick."""
+        self.parked: set[Connection] = set()
+        """Watched connections with nothing to look at until their reader gets an event (see :meth:`park`)."""
         self.timer: asyncio.TimerHandle | None = None
         self.last = loop.time()
         """When the previous look was (loop time)."""
@@ -235,13 +239,28 @@ class Watchdog:
     def discard(self, connection: Connection) -> None:
         """Stop watching ``connection``."""
         self.connections.discard(connection)
+        self.parked.discard(connection)
+
+    def park(self, connection: Connection) -> None:
+        """Skip ``connection`` on the next ticks: its watchdog reader is out (so a departure or a message wakes
+        it: :meth:`unpark`) and its limits' books need no time (no message came, its rate bucket is full, no
+        idle timeout). An idle socket then costs a tick nothing, however many there are."""
+        self.connections.discard(connection)
+        self.parked.add(connection)
+
+    def unpark(self, connection: Connection) -> None:
+        """Look at ``connection`` again from the next tick (its reader got an event)."""
+        if connection in self.parked:
+            self.parked.discard(connection)
+            self.connections.add(connection)
 
     def tick(self) -> None:
-        """One look at every connection; the timer stops when there is nothing to watch."""
-        if not self.connections:
+        """One look at every connection; the timer stops when there is nothing to watch (the ticks go on while
+        connections are parked: sends rely on them to know the loop gets its turns)."""
+        if not self.connections and not self.parked:
             self.timer = None
             return
-        _sends.count = 0  # the loop had a turn
+        _sends.count, _sends.last = 0, None  # the loop had a turn
         now = self.loop.time()
         elapsed, self.last = now - self.last, now
         for connection in list(self.connections):  # a look may end a connection
@@ -253,25 +272,38 @@ _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = wea
 
 
 class _Sends:
-    """How many sends (of every connection of the process) since the event loop was last seen getting its turns;
-    one slotted attribute, the cheapest shared counter to bump on every send."""
+    """How many sends (of every connection of the process) since the event loop was last seen getting its turns
+    (``count``: one slotted attribute, the cheapest shared counter to bump on every send), and, once the loop is
+    starved, the task that sent last."""
 
-    __slots__ = ("count",)
+    __slots__ = ("count", "last")
 
     def __init__(self) -> None:
         self.count = 0
+        self.last: asyncio.Task[Any] | None = None
 
 
 _sends = _Sends()
 
 
-async def _give_the_loop_a_turn() -> None:
-    """Called every ``SENDS_PER_CHECK`` sends: yield to the event loop if the watchdog's tick is overdue."""
-    dog = _watchdogs.get(asyncio.get_running_loop())
-    if dog is not None and dog.timer is not None and dog.loop.time() < dog.last + WATCH_PERIOD:
-        _sends.count = 0  # the loop keeps its ticks: sends may go on
-        return
-    await asyncio.sleep(0)  # starved: every send yields until the tick has run
+def _starved(dog: Watchdog | None) -> bool:
+    """Called every ``SENDS_PER_CHECK`` sends: whether the sending task should yield to the event loop because
+    the watchdog's tick is overdue.
+
+    While it is overdue (every send asks until the tick runs), the loop is still running the same iteration, in
+    which each task is stepped once: a task that sends a second time has sent in a loop without suspending, and
+    yields. A broadcast's subscribers, each woken for one send, go on: yielding them would only put them back in
+    the queue."""
+    if dog is None:
+        return True
+    if dog.timer is not None and dog.loop.time() < dog.last + WATCH_PERIOD:
+        _sends.count, _sends.last = 0, None  # the loop keeps its ticks: sends may go on
+        return False
+    task = asyncio.current_task(dog.loop)
+    if _sends.last is task:
+        return True  # starved by this very task: it yields until the tick has run
+    _sends.last = task
+    return False
 
 
 def _watchdog() -> Watchdog:
@@ -580,8 +612,8 @@ class Connection(ScopeView):
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
         _sends.count += 1
-        if _sends.count > SENDS_PER_CHECK:
-            await _give_the_loop_a_turn()
+        if _sends.count > SENDS_PER_CHECK and _starved(self._watchdog):
+            await asyncio.sleep(0)  # the loop gets its turns (module docstring)
 
     async def send_json(self, data: Any) -> None:
         """Send ``data`` encoded as JSON (msgspec) in a text message."""
@@ -694,8 +726,16 @@ class Connection(ScopeView):
         if self.idle_timeout is not None and self._quiet >= self.idle_timeout:
             return self._limit(GOING_AWAY, f"no message for {self.idle_timeout:g} s")
         if self.state is OPEN:
-            if not self._direct:
-                return  # a receive is in progress, a reader is out or messages wait
+            if not self._direct:  # a receive is in progress, a reader is out or messages wait
+                if (
+                    self._reader is not None
+                    and not arrived
+                    and self.idle_timeout is None
+                    and (rate is None or self._tokens >= rate)
+                    and self._watchdog is not None
+                ):
+                    self._watchdog.park(self)  # nothing to look at until the reader gets an event
+                return
         elif not (self.state is CONNECTING and self._in_body and self._reader is None and not self._waiting):
             return  # closed, or not yet running a body that could miss a departure
         if arrived:
@@ -709,6 +749,8 @@ class Connection(ScopeView):
 
     def _on_read(self, reader: asyncio.Future[Message]) -> None:
         """A watchdog reader's event: read it ahead (and read on), or learn that the client left."""
+        if self._watchdog is not None:
+            self._watchdog.unpark(self)  # whoever took the reader, the books change: look again
         if reader is not self._reader or reader.cancelled():
             return  # receive() took this reader and its result
         self._reader = None
@@ -793,8 +835,8 @@ class Connection(ScopeView):
                                     self._client_gone({"code": 1006})
                                     raise WebSocketDisconnect(1006, "connection lost") from exc
                                 sends.count += 1
-                                if sends.count > SENDS_PER_CHECK:  # the loop gets its turns (docstring)
-                                    await _give_the_loop_a_turn()
+                                if sends.count > SENDS_PER_CHECK and _starved(self._watchdog):
+                                    await asyncio.sleep(0)  # the loop gets its turns (module docstring)
                         finally:
                             await body.aclose()
                 finally:
