@@ -392,29 +392,36 @@ class Server:
                 request["endpoint"] = endpoint
                 if func is None:
                     response = await endpoint(request)
-                    if type(response) is dict and type(status := response.get("status")) is int:
-                        # the shape text(), json() and html() make, inline: body_messages()'s first case
-                        body = response.get("body")
-                        fields = response.get("headers")
-                        if (
-                            type(body) is bytes
-                            and len(response) == 3
-                            and type(fields) is dict
-                            and len(fields) == 1
-                            and type(content_type := fields.get("content-type")) is str
-                            and (pair := _content_types.get(content_type)) is not None
-                            and status not in WITHOUT_LENGTH
-                        ):
-                            length = len(body)
-                            end = {"type": "http.response.body", "body": body}
-                            start = {
-                                "type": "http.response.start",
-                                "status": status,
-                                "headers": [
-                                    pair,
-                                    (b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length),
-                                ],
-                            }
+                    if type(response) is dict and len(response) == 3:
+                        # perhaps the shape text(), json() and html() make: then encoded here (body_messages()'s
+                        # first case); subscripts, not get(), and no check of what the try proves
+                        try:
+                            status = response["status"]
+                            body = response["body"]
+                            fields = response["headers"]
+                            content_type = fields["content-type"]
+                            pair = _content_types[content_type]
+                        except (KeyError, TypeError):
+                            pass  # another shape, or a content type not seen yet: body_messages() below
+                        else:
+                            if (
+                                type(status) is int
+                                and type(body) is bytes
+                                and type(fields) is dict
+                                and len(fields) == 1
+                                and type(content_type) is str
+                                and status not in WITHOUT_LENGTH
+                            ):
+                                length = len(body)
+                                end = {"type": "http.response.body", "body": body}
+                                start = {
+                                    "type": "http.response.start",
+                                    "status": status,
+                                    "headers": [
+                                        pair,
+                                        (b"content-length", _LENGTHS[length] if length < 4096 else b"%d" % length),
+                                    ],
+                                }
                 else:  # an App route function: called here rather than by its endpoint, a coroutine less
                     token = current_request.set(request)
                     try:
