@@ -519,7 +519,14 @@ class Connection(ScopeView):
             self._direct = False
             self._waiting = True
             try:
-                message = await (reader if reader is not None else self._receive())
+                message = await (asyncio.shield(reader) if reader is not None else self._receive())
+            except asyncio.CancelledError:  # e.g. wait_for(receive(), timeout): nothing is lost, nothing unwatched
+                if reader is not None:
+                    self._reader = reader  # the watchdog's reader again: it reads on, for the next receive()
+                    if reader.done():
+                        self._on_read(reader)  # its callback found it taken: read its event ahead now
+                self._direct = self.state is OPEN and not self._buffer and self._reader is None
+                raise
             finally:
                 self._waiting = False
             self._received += 1
