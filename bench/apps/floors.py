@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from scallion import ws_send
-from scallion.response import built
+from scallion.response import built, text
 
 from . import raw
 from .raw import Message, Receive, Send
@@ -252,6 +252,57 @@ async def obj_hardened(receive: Receive, send: Send) -> None:
         _ticks.stop()
 
 
+async def _hello_dict(request: Message) -> Message:
+    return text(raw.HELLO)
+
+
+_TYPES = {"text/plain; charset=utf-8": (b"content-type", b"text/plain; charset=utf-8")}
+
+
+async def hello_dict(send: Send) -> None:
+    """``GET /hello-dict``."""
+    response = await _hello_dict({})
+    if type(response) is not dict or type(response.get("status")) is not int:
+        raise TypeError("not a response")
+    body = response["body"]
+    headers = response["headers"]
+    if type(body) is not bytes or len(headers) != 1:
+        raise RuntimeError("not the floor's shape")
+    pair = _TYPES[headers["content-type"]]
+    length = b"%d" % len(body)
+    await send(
+        {"type": "http.response.start", "status": response["status"], "headers": [pair, (b"content-length", length)]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+_request: ContextVar[Message] = ContextVar("request")
+
+
+async def _hello_str() -> str:
+    return raw.HELLO
+
+
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+
+
+async def hello_ctx(send: Send) -> None:
+    """``GET /hello-ctx``."""
+    token = _request.set({})
+    try:
+        result = await _hello_str()
+    finally:
+        _request.reset(token)
+    if type(result) is not str:
+        raise TypeError("not a str")
+    body = result.encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [_TEXT, (b"content-length", b"%d" % len(body))]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+raw._HTTP.update({"/hello-dict": hello_dict, "/hello-ctx": hello_ctx})
 raw._WEBSOCKET.update(
     {
         "/gen": generator,
