@@ -22,7 +22,9 @@ besides (no validation, no state machine, no disconnect watching, no error handl
                    unchecked (any other value would be checked), checks the state, and steps a process-wide
                    C counter of sends (the loop-starvation guard); a 25 ms timer ticks, as the watchdog does
 ``WS /obj-hard``   ``/obj`` with the same hardening, ``send`` read through a C-level property of a context-
-                   variable proxy (as scallion's ``websocket.send`` is) and checking its argument's type
+                   variable proxy (as scallion's ``websocket.send`` is) and checking its argument's type; the
+                   handler is a coroutine of its own, awaited inside the lifecycle's ``try`` (a framework cannot
+                   run a user's coroutine function in its own frame)
 =================  ====================================================================================
 """
 
@@ -238,6 +240,12 @@ class _HardProxy:
 hard_websocket: Any = _HardProxy()
 
 
+async def _echo_hardened() -> None:
+    """The user's handler of ``/obj-hard``."""
+    async for message in hard_websocket:
+        await hard_websocket.send(message)
+
+
 async def obj_hardened(receive: Receive, send: Send) -> None:
     """``WS /obj-hard``: ``/obj`` with the hardening scallion keeps, through the proxy."""
     await send({"type": "websocket.accept"})
@@ -246,8 +254,7 @@ async def obj_hardened(receive: Receive, send: Send) -> None:
     _current_send.set(receiver.send)
     _ticks.start()
     try:
-        async for message in hard_websocket:
-            await hard_websocket.send(message)
+        await _echo_hardened()
     finally:
         _ticks.stop()
 
