@@ -136,8 +136,14 @@ class Subscription(Generic[T]):
         if self._special:  # not entered, or replaying, or skipping the overlap: the slow path
             return await self._next_special()
         queue = self._queue
-        if not queue:
-            await self._wait()
+        while not queue:  # the wait, inline: one coroutine less to resume on every message
+            if self.dropped:
+                raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         message = queue.popleft()
         if message is _END:
             queue.appendleft(_END)  # every later read ends too
