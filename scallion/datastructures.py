@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .types import Request
 
-_names: dict[bytes, str] = {}
+header_names: dict[bytes, str] = {}
 """Header names already decoded, by their bytes as the server sent them: requests repeat the same few."""
 
 SHARED_VALUES = frozenset(
@@ -45,21 +45,23 @@ SHARED_VALUES = frozenset(
 """Request headers whose values many clients and requests share (never credentials, cookies or ids): their
 decoded values are remembered."""
 
-_values: dict[bytes, str] = {}
+header_values: dict[bytes, str] = {}
 """Decoded values of :data:`SHARED_VALUES` headers, by their bytes (at most 1024, each at most 256 bytes)."""
 
 
-def _name(key: bytes) -> str:
+def header_name(key: bytes) -> str:
+    """A header name decoded (lower-case), remembered for the next requests."""
     name = key.lower().decode("latin-1")
-    if len(_names) < 1024:
-        _names[key] = name
+    if len(header_names) < 1024:
+        header_names[key] = name
     return name
 
 
-def _text(name: str, value: bytes) -> str:
+def header_text(name: str, value: bytes) -> str:
+    """A header value decoded, remembered if ``name`` is one of :data:`SHARED_VALUES`."""
     text = value.decode() if value.isascii() else value.decode("latin-1")
-    if name in SHARED_VALUES and len(value) <= 256 and len(_values) < 1024:
-        _values[value] = text
+    if name in SHARED_VALUES and len(value) <= 256 and len(header_values) < 1024:
+        header_values[value] = text
     return text
 
 
@@ -68,16 +70,16 @@ def headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     Values are latin-1 (ASGI); an ASCII value decodes by the codec-free fast path. Names, and the values of
     :data:`SHARED_VALUES` headers, are decoded once and remembered (a dict lookup costs less than a decode)."""
     headers: dict[str, str] = {}
-    names = _names
-    values = _values
+    names = header_names
+    values = header_values
     for key, value in raw:
         try:
             name = names[key]
         except KeyError:  # a name not seen yet (or the cache is full)
-            name = _name(key)
+            name = header_name(key)
         text = values.get(value)
         if text is None:
-            text = _text(name, value)
+            text = header_text(name, value)
         if name in headers:
             headers[name] += ("; " if name == "cookie" else ",") + text
         else:
