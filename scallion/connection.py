@@ -48,16 +48,18 @@ client is gone; uvicorn, while its write buffer has room) would let a handler th
 from the watchdog, every other connection and shutdown. So every ``SENDS_PER_CHECK`` sends of the process, a send
 looks whether the watchdog's tick is due and has not run (the loop had no turn for ``WATCH_PERIOD``); while so,
 every task that sends twice gives the loop a turn (one wake-up, one send, as a broadcast's subscribers do, is
-let through). The busy path pays one counter per send; a loop that keeps its ticks never yields.
+let through). The busy path pays one ``next()`` of a C iterator per send (``_turns``: True once every
+``SENDS_PER_CHECK`` sends, and on every send while the loop is starved); a loop that keeps its ticks never yields.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import logging
 import weakref
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from types import AsyncGeneratorType
 from typing import Any, NoReturn, Protocol
 
@@ -260,7 +262,7 @@ class Watchdog:
         if not self.connections and not self.parked:
             self.timer = None
             return
-        _sends.count, _sends.last = 0, None  # the loop had a turn
+        _loop_had_a_turn()
         now = self.loop.time()
         elapsed, self.last = now - self.last, now
         for connection in list(self.connections):  # a look may end a connection
@@ -271,19 +273,21 @@ class Watchdog:
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
 
 
-class _Sends:
-    """How many sends (of every connection of the process) since the event loop was last seen getting its turns
-    (``count``: one slotted attribute, the cheapest shared counter to bump on every send), and, once the loop is
-    starved, the task that sent last."""
+_CHECKS: Iterator[bool] = itertools.cycle((False,) * (SENDS_PER_CHECK - 1) + (True,))
+"""True once every ``SENDS_PER_CHECK`` values: the sends that look whether the loop still gets its turns."""
+_STARVED: Iterator[bool] = itertools.repeat(True)
+"""True on every value: while the loop is starved, every send looks."""
+_turns = _CHECKS
+"""``next(_turns)`` after every send of the process: True when the send must look (:func:`_starved`). The shared
+counter of sends, stepped by one C call: cheaper than incrementing and comparing a Python attribute."""
+_last_sender: asyncio.Task[Any] | None = None
+"""Once the loop is starved, the task that sent last."""
 
-    __slots__ = ("count", "last")
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.last: asyncio.Task[Any] | None = None
-
-
-_sends = _Sends()
+def _loop_had_a_turn() -> None:
+    """The watchdog's tick ran (or is not due): sends look again only every ``SENDS_PER_CHECK``."""
+    global _turns, _last_sender
+    _turns, _last_sender = _CHECKS, None
 
 
 def _starved(dog: Watchdog | None) -> bool:
@@ -294,15 +298,17 @@ def _starved(dog: Watchdog | None) -> bool:
     which each task is stepped once: a task that sends a second time has sent in a loop without suspending, and
     yields. A broadcast's subscribers, each woken for one send, go on: yielding them would only put them back in
     the queue."""
+    global _turns, _last_sender
     if dog is None:
         return True
     if dog.timer is not None and dog.loop.time() < dog.last + WATCH_PERIOD:
-        _sends.count, _sends.last = 0, None  # the loop keeps its ticks: sends may go on
+        _loop_had_a_turn()  # the loop keeps its ticks: sends may go on
         return False
+    _turns = _STARVED  # every send asks until the tick runs
     task = asyncio.current_task(dog.loop)
-    if _sends.last is task:
+    if _last_sender is task:
         return True  # starved by this very task: it yields until the tick has run
-    _sends.last = task
+    _last_sender = task
     return False
 
 
@@ -618,8 +624,7 @@ class Connection(ScopeView):
         except OSError as exc:  # the server saw the client go (uvicorn: ClientDisconnected)
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
-        _sends.count += 1
-        if _sends.count > SENDS_PER_CHECK and _starved(self._watchdog):
+        if next(_turns) and _starved(self._watchdog):
             await asyncio.sleep(0)  # the loop gets its turns (module docstring)
 
     async def send_json(self, data: Any) -> None:
@@ -799,7 +804,6 @@ class Connection(ScopeView):
         awaited, or an async generator (seed 000) whose yields are sent: ``ws_send`` messages go out as they
         are, ``ws_close`` closes and ends the generator, anything else is a ``TypeError`` naming the handler.
         The generator is always closed, so its ``finally`` runs."""
-        sends = _sends
         built = ws_send_built
         self._task = asyncio.current_task()
         if self._cancelled_for is not None:  # shut down before it started
@@ -841,8 +845,7 @@ class Connection(ScopeView):
                                 except OSError as exc:  # the server saw the client go (uvicorn)
                                     self._client_gone({"code": 1006})
                                     raise WebSocketDisconnect(1006, "connection lost") from exc
-                                sends.count += 1
-                                if sends.count > SENDS_PER_CHECK and _starved(self._watchdog):
+                                if next(_turns) and _starved(self._watchdog):
                                     await asyncio.sleep(0)  # the loop gets its turns (module docstring)
                         finally:
                             await body.aclose()
