@@ -79,8 +79,9 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str], app: App) -
     """Wrap an App route function: set ``request``, pass route values by name, convert the result. With no
     middleware around the routes (``app.bare``), the result is :func:`~scallion.asgi.route_result`'s: a ``str``,
     ``bytes``, ``None`` or JSON result becomes a :class:`~scallion.asgi.Ready` response, since nobody can look at
-    a response dict. The endpoint of a route without ``{params}`` carries the function as ``direct``: a server
-    serving the route without the chain calls it itself (:func:`~scallion.asgi.direct_routes`)."""
+    a response dict. The endpoint of a route without ``{params}`` carries the function as
+    ``scallion_route_function``: a server serving the route without the chain calls it itself
+    (:func:`~scallion.asgi.direct_routes`)."""
 
     async def endpoint(scope: dict[str, Any], *args: Any) -> Response | Ready:
         token = current_request.set(scope)
@@ -97,7 +98,7 @@ def _endpoint(func: Callable[..., Awaitable[Any]], names: list[str], app: App) -
     endpoint.__qualname__ = getattr(func, "__qualname__", "endpoint")
     endpoint.__module__ = getattr(func, "__module__", __name__)
     endpoint.func = func  # type: ignore[attr-defined]
-    endpoint.direct = None if names else func  # type: ignore[attr-defined]
+    endpoint.scallion_route_function = None if names else func  # type: ignore[attr-defined]
     return endpoint
 
 

@@ -238,18 +238,21 @@ chain (see :func:`direct_routes`)."""
 def direct_routes(handler: Handler) -> Direct:
     """The static routes of ``handler`` that a server may call itself, skipping the chain's glue, when routing is
     all the chain does: ``handler`` is ``apply_middleware(wrap_routes(table))(not_found)`` and nothing else (its
-    ``routes`` attribute is the table's :class:`~scallion.routing.Router`). A static path's HTTP methods map to
-    ``(route handler, None)``, or, for an App route, ``(endpoint, route function)``: the function takes no
-    argument and runs with the request as ``current_request``, and its result is :func:`route_result`'s, exactly
-    what the endpoint does. ``HEAD`` is its ``GET`` where the path has no ``HEAD`` route, as the router does.
-    Everything else (other paths and methods, 404, 405, redirects) goes through the chain."""
+    ``direct_router`` attribute is the table's :class:`~scallion.routing.Router`). A static path's HTTP methods
+    map to ``(route handler, None)``, or, for an App route, ``(endpoint, route function)`` (the endpoint's
+    ``scallion_route_function``): the function takes no argument and runs with the request as
+    ``current_request``, and its result is :func:`route_result`'s, exactly what the endpoint does. ``HEAD`` is
+    its ``GET`` where the path has no ``HEAD`` route, as the router does. Everything else (other paths and
+    methods, 404, 405, redirects) goes through the chain."""
+    from .routing import Router  # not at the top: routing imports this module
+
     direct: Direct = {}
-    router = getattr(handler, "routes", None)
-    if router is None:
+    router = getattr(handler, "direct_router", None)
+    if not isinstance(router, Router):
         return direct
     for path, matches in router.static.items():
         methods = {
-            method: (match.handler, getattr(match.handler, "direct", None))
+            method: (match.handler, getattr(match.handler, "scallion_route_function", None))
             for method, match in matches.items()
             if method != "WS"
         }

@@ -419,3 +419,27 @@ async def test_the_server_reads_request_headers_as_headers_dict() -> None:
         expected = headers_dict([(b"host", b"testserver"), (b"user-agent", b"fast-path-test"), *raw])
         assert sent[1]["body"] == json(expected)["body"]
         assert expected["accept"] == "a,b" and expected["cookie"] == "a=1; b=2" and expected["x-latin"] == "été"
+
+
+async def test_handlers_with_attributes_of_their_own_are_called_as_handlers() -> None:
+    class Handler:
+        direct = "not a function"
+        routes = "not a router"
+        direct_router = "not a router either"
+        scallion_route_function = None
+
+        async def __call__(self, request: dict[str, Any], *args: Any) -> dict[str, Any]:
+            return text("called as a handler")
+
+    assert build_server(Handler()).direct == {}  # an attribute named like the router is not taken for one
+    assert (await exchange(build_server(Handler())))[1]["body"] == b"called as a handler"
+
+    class Routed:
+        direct = "not a function"
+
+        async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+            return text("routed")
+
+    server = build_server(apply_middleware(wrap_routes([("/", ["GET"], Routed())]))(standard_not_found))
+    assert "/" in server.direct
+    assert (await exchange(server))[1]["body"] == b"routed"

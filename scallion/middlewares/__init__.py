@@ -24,7 +24,7 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
 
     The chain is built once, here. The glue returns awaitables instead of awaiting them, so composing costs
     no coroutine per request of its own. When the only middleware is ``wrap_routes``, the app carries its
-    :class:`~scallion.routing.Router` as ``routes``: the server serves static routes by a dict lookup
+    :class:`~scallion.routing.Router` as ``direct_router``: the server serves static routes by a dict lookup
     (:func:`~scallion.asgi.direct_routes`)."""
     chain: Middleware = call_handler
     for middleware in reversed(middlewares):
@@ -36,7 +36,7 @@ def apply_middleware(*middlewares: MiddlewareFactory) -> Any:
 
         app.__qualname__ = getattr(handler, "__qualname__", "handler")
         app.__module__ = getattr(handler, "__module__", __name__)
-        app.routes = getattr(chain, "direct", None)  # type: ignore[attr-defined]  # wrap_routes alone: its Router
+        app.direct_router = getattr(chain, "direct_router", None)  # type: ignore[attr-defined]  # wrap_routes alone
         return app
 
     return wrap

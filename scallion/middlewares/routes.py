@@ -82,7 +82,7 @@ def wrap_routes(table: Iterable[tuple[str, Sequence[str], Handler]]) -> Middlewa
 
         route.router = router  # type: ignore[attr-defined]
         # Innermost, routing is all this link does: a server may route static paths itself (asgi.direct_routes).
-        route.direct = router if last else None  # type: ignore[attr-defined]
+        route.direct_router = router if last else None  # type: ignore[attr-defined]
         return route
 
     wrap.router = router  # type: ignore[attr-defined]
