@@ -39,7 +39,7 @@ from typing import Any
 from scallion import ws_send
 from scallion.response import built, text
 
-from . import raw
+from . import HELLO, raw
 from .raw import Message, Receive, Send
 
 
@@ -260,7 +260,7 @@ async def obj_hardened(receive: Receive, send: Send) -> None:
 
 
 async def _hello_dict(request: Message) -> Message:
-    return text(raw.HELLO)
+    return text(HELLO)
 
 
 _TYPES = {"text/plain; charset=utf-8": (b"content-type", b"text/plain; charset=utf-8")}
@@ -287,7 +287,7 @@ _request: ContextVar[Message] = ContextVar("request")
 
 
 async def _hello_str() -> str:
-    return raw.HELLO
+    return HELLO
 
 
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
