@@ -16,6 +16,7 @@ import pytest
 from servers import (
     ALL_SERVERS,
     HTTP_RESPONSE_EXTENSION,
+    SEND_RAISES_AFTER_CLIENT_CLOSE,
     RunningServer,
     close_code_seen,
     close_reason_seen,
@@ -123,6 +124,28 @@ async def test_client_leaves(server: RunningServer, handler: str, how: str) -> N
     assert events == ["finally", "on_disconnect", "on_close", "done"]
     noticed = dict((name, stamp) for stamp, name in server.events(key))["finally"] - left
     assert noticed < DISCONNECT_BOUND, f"the departed client was noticed after {noticed:.3f}s"
+
+
+SPINNER_CLOSES = 20
+"""Connections closed by the client while ``/spinner`` sends at every turn of the loop."""
+
+
+async def test_client_closes_while_the_handler_sends_at_every_turn(
+    server: RunningServer, server_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The client's close frame lands between two sends of a handler that sends at every turn of the loop (where a
+    server may already refuse sends and not yet have said ``websocket.disconnect``): each time the handler is stopped,
+    its ``finally`` runs, then on_disconnect and on_close."""
+    if server_kind in SEND_RAISES_AFTER_CLIENT_CLOSE:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            f"{server_kind}'s send raises {SEND_RAISES_AFTER_CLIENT_CLOSE[server_kind]} (not an OSError) once the "
+            "client's close frame is in: scallion/connection.py takes it for the handler's error (1011, no "
+            "on_disconnect) instead of the client's departure")))
+    for _ in range(SPINNER_CLOSES):
+        key = new_key()
+        async with connect(server.ws(f"/spinner?key={key}"), max_queue=None) as ws:  # reads on to the close frame
+            assert await ws.recv() == "spin"
+        assert await server.wait_events(key) == ["finally", "on_disconnect", "on_close", "done"]
 
 
 # -- exception after accept -------------------------------------------------------------------------------

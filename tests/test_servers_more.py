@@ -21,6 +21,7 @@ from servers import (
     HTTP_RESPONSE_EXTENSION,
     HYPERCORN_STOPS_ON_SIGINT,
     MORE_SERVERS,
+    SEND_RAISES_AFTER_CLIENT_CLOSE,
     SENDS_EMPTY_MESSAGES,
     SMALL_SEND_BUFFER,
     RunningServer,
@@ -112,6 +113,27 @@ async def test_raw_message_over_daphnes_own_limit_is_dropped(
         else:
             await ws.send(message)
             assert await ws.recv() == message
+
+
+SPINS = 20
+"""Connections a client closes while the raw ``/spinner`` sends at every turn of the loop."""
+
+
+async def test_raw_send_after_the_clients_close(raw: RunningServer, server_kind: str) -> None:
+    """A client closes while the app sends at every turn of the loop. daphne receives the close frame, answers it,
+    and until the TCP connection is gone (then ``websocket.disconnect``, code 1000) its ``send`` raises autobahn's
+    ``Disconnected``, a RuntimeError (``sendMessage`` when not STATE_OPEN); the app's sends land in that window in
+    most closes, so at least one of SPINS does. hypercorn raises nothing but an OSError, if anything."""
+    lines: list[str] = []
+    for _ in range(SPINS):
+        mark = raw.log_mark()
+        async with connect(raw.ws("/spinner"), max_queue=None) as ws:  # reads on to the close frame
+            assert await ws.recv() == "spin"
+        log = await raw.wait_for_log("spinner: ", since=mark)
+        lines += [line for line in log.splitlines() if line.startswith("spinner: ")]
+    raised = {line.split()[3] for line in lines if " send raised " in line and " oserror=False" in line}
+    expected = SEND_RAISES_AFTER_CLIENT_CLOSE.get(server_kind)
+    assert raised == ({expected} if expected else set()), "\n".join(lines)
 
 
 async def test_raw_shutdown(server_kind: str, tmp_path: Path) -> None:

@@ -52,6 +52,17 @@ async def ticker(scope, receiver):
 
 
 @websocket(**HOOKS)
+async def spinner(scope, receiver):
+    """Sends at every turn of the loop: a client's close always lands between two sends."""
+    try:
+        while True:
+            yield ws_send("spin")
+            await asyncio.sleep(0)
+    finally:
+        record(key_of(scope), "finally")
+
+
+@websocket(**HOOKS)
 async def sleeper(scope, receiver):
     try:
         yield ws_send("sleeping")
@@ -162,6 +173,7 @@ routes = [
     ("/close/{code}", ["WS"], closes),
     ("/echo", ["WS"], echo),
     ("/ticker", ["WS"], ticker),
+    ("/spinner", ["WS"], spinner),
     ("/sleeper", ["WS"], sleeper),
     ("/fail_after", ["WS"], fail_after),
     ("/fail_before", ["WS"], fail_before),

@@ -59,6 +59,17 @@ async def ticker():
         record(_key(), "finally")
 
 
+@application.websocket("/spinner", **HOOKS)
+async def spinner():
+    """Sends at every turn of the loop: a client's close always lands between two sends."""
+    try:
+        while True:
+            await websocket.send("spin")
+            await asyncio.sleep(0)
+    finally:
+        record(_key(), "finally")
+
+
 @application.websocket("/sleeper", **HOOKS)
 async def sleeper():
     await websocket.accept()

@@ -7,7 +7,10 @@ scallion's (tests/test_servers_more.py). It prints what it learns; the tests rea
 - ``/reason``: closes with 4000 and the reason ``custom reason``;
 - ``/code/<n>``: closes with code ``n``; prints ``close <n> sent``, or ``close <n> refused: <exception>`` and then
   closes with 1000;
-- ``/sleeper``: sends ``sleeping`` and sleeps; prints ``sleeper finally`` when its ``finally`` runs.
+- ``/sleeper``: sends ``sleeping`` and sleeps; prints ``sleeper finally`` when its ``finally`` runs;
+- ``/spinner``: sends ``spin`` at every turn of the loop while a receive waits, until the client leaves; prints
+  ``spinner: send raised <module>.<class> oserror=<bool>`` if a send raised (then what the receive got), or
+  ``spinner: receive first: <message>``.
 """
 
 import asyncio
@@ -56,6 +59,21 @@ async def app(scope, receive, send):
             await asyncio.sleep(60)
         finally:
             print("sleeper finally", flush=True)
+    elif path == "/spinner":
+        reader = asyncio.ensure_future(receive())
+        try:
+            while not reader.done():
+                try:
+                    await send({"type": "websocket.send", "text": "spin"})
+                except Exception as exc:
+                    kind = type(exc)
+                    print(f"spinner: send raised {kind.__module__}.{kind.__qualname__} oserror="
+                          f"{isinstance(exc, OSError)}: {exc}; then {await reader}", flush=True)
+                    return
+                await asyncio.sleep(0)
+            print(f"spinner: receive first: {reader.result()}", flush=True)
+        finally:
+            reader.cancel()
     else:  # echo, until the client leaves
         while (message := await receive())["type"] == "websocket.receive":
             await send({**message, "type": "websocket.send"})
