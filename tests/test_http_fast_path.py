@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from scallion import App, build_server, request, standard_not_found
 from scallion.context import OutsideHandler
 from scallion.datastructures import header_values, headers_dict
 from scallion.errors import BadRequest
+from scallion.log import client_log
 from scallion.middlewares import apply_middleware, wrap_cors, wrap_routes
 from scallion.response import html, json, text
 
@@ -32,6 +34,7 @@ async def exchange(
     headers: list[tuple[bytes, bytes]] | None = None,
     body: bytes = b"",
     query: bytes = b"",
+    client: tuple[str, int] = ("127.0.0.1", 50000),
 ) -> list[Message]:
     """Call ``app`` as a server does, in this task, and return every message it sent."""
     raw = [(b"host", b"testserver"), (b"user-agent", b"fast-path-test"), *(headers or [])]
@@ -48,7 +51,7 @@ async def exchange(
         "query_string": query,
         "root_path": "",
         "headers": raw,
-        "client": ("127.0.0.1", 50000),
+        "client": client,
         "server": ("testserver", 80),
         "state": {},
         "extensions": {},
@@ -178,11 +181,14 @@ REQUESTS: list[tuple[str, str, bytes, bytes]] = [
 
 
 async def answers(app: Any, caplog: pytest.LogCaptureFixture) -> list[tuple[list[Message], list[str]]]:
+    """Every request of ``REQUESTS``, each from a client address of its own and with the process's client-log
+    windows empty: what other requests (and earlier tests) logged must not suppress a line compared here."""
     got = []
-    for method, path, body, query in REQUESTS:
+    for n, (method, path, body, query) in enumerate(REQUESTS):
         caplog.clear()
+        client_log.suppressed, client_log._all = 0, type(client_log._all)(time.monotonic())
         with caplog.at_level(logging.INFO, logger="scallion"):
-            messages = await exchange(app, method, path, body=body, query=query)
+            messages = await exchange(app, method, path, body=body, query=query, client=(f"10.0.0.{n + 1}", 50000))
         lines = [f"{r.levelname} {r.getMessage()} {r.exc_info[1] if r.exc_info else ''}" for r in caplog.records]
         got.append((messages, lines))
     return got
