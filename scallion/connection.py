@@ -196,6 +196,16 @@ def _is_send(message: Any) -> bool:
     )
 
 
+def departed(exc: BaseException) -> bool:
+    """Whether a server's ``send`` failed because the client is gone: an ``OSError``, as ASGI asks (uvicorn's
+    ``ClientDisconnected``), or daphne's ``autobahn.exception.Disconnected``, a ``RuntimeError`` it raises for a
+    message sent after the client's close frame came in and before it tells the app ``websocket.disconnect``."""
+    if isinstance(exc, OSError):
+        return True
+    kind = type(exc)
+    return kind.__name__ == "Disconnected" and kind.__module__.startswith("autobahn.")
+
+
 def _not_a_message(name: str, value: Any) -> TypeError:
     return TypeError(
         f"websocket handler {name} yielded {value!r}; yield ws_send(str | bytes) or ws_close(code) "
@@ -621,7 +631,9 @@ class Connection(ScopeView):
                 self._not_open()
         try:
             await self._send(message)
-        except OSError as exc:  # the server saw the client go (uvicorn: ClientDisconnected)
+        except Exception as exc:  # the server saw the client go (uvicorn: ClientDisconnected; daphne)
+            if not departed(exc):
+                raise
             self._client_gone({"code": 1006})
             raise WebSocketDisconnect(1006, "connection lost") from exc
         if next(_turns) and _starved(self._watchdog):
@@ -659,6 +671,8 @@ class Connection(ScopeView):
         except (OSError, TimeoutError):
             pass  # the client is already gone
         except Exception as exc:  # daphne sends only 1000 and 3000-4999 ("invalid close code 1001 ...")
+            if departed(exc):
+                return  # the client is already gone (daphne)
             if was is not OPEN or code == 1000 or 3000 <= code <= 4999:
                 raise
             _warn_refused_close_code(code, exc)
@@ -842,7 +856,9 @@ class Connection(ScopeView):
                                     self._not_open()
                                 try:
                                     await send(message)
-                                except OSError as exc:  # the server saw the client go (uvicorn)
+                                except Exception as exc:  # the server saw the client go (uvicorn, daphne)
+                                    if not departed(exc):
+                                        raise
                                     self._client_gone({"code": 1006})
                                     raise WebSocketDisconnect(1006, "connection lost") from exc
                                 if next(_turns) and _starved(self._watchdog):

@@ -88,7 +88,8 @@ SEND_RAISES_AFTER_CLIENT_CLOSE = {"daphne": "autobahn.exception.Disconnected"}
 """Servers whose ``send`` raises something other than the ``OSError`` ASGI asks for when the client has gone: daphne
 raises autobahn's ``Disconnected`` (a ``RuntimeError``, "Attempt to send on a closed protocol") for a message sent
 after the client's close frame arrived and before it tells the app ``websocket.disconnect`` (raw ASGI proof:
-tests/test_servers_more.py::test_raw_send_after_the_clients_close). scallion takes it for the handler's own error."""
+tests/test_servers_more.py::test_raw_send_after_the_clients_close). scallion takes it for the client's departure
+(``scallion.connection.departed``)."""
 
 
 def denial_seen(kind: str, status: int, body: bytes) -> tuple[int, bytes]:

@@ -16,7 +16,6 @@ import pytest
 from servers import (
     ALL_SERVERS,
     HTTP_RESPONSE_EXTENSION,
-    SEND_RAISES_AFTER_CLIENT_CLOSE,
     RunningServer,
     close_code_seen,
     close_reason_seen,
@@ -130,17 +129,11 @@ SPINNER_CLOSES = 20
 """Connections closed by the client while ``/spinner`` sends at every turn of the loop."""
 
 
-async def test_client_closes_while_the_handler_sends_at_every_turn(
-    server: RunningServer, server_kind: str, request: pytest.FixtureRequest
-) -> None:
+async def test_client_closes_while_the_handler_sends_at_every_turn(server: RunningServer) -> None:
     """The client's close frame lands between two sends of a handler that sends at every turn of the loop (where a
     server may already refuse sends and not yet have said ``websocket.disconnect``): each time the handler is stopped,
-    its ``finally`` runs, then on_disconnect and on_close."""
-    if server_kind in SEND_RAISES_AFTER_CLIENT_CLOSE:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            f"{server_kind}'s send raises {SEND_RAISES_AFTER_CLIENT_CLOSE[server_kind]} (not an OSError) once the "
-            "client's close frame is in: scallion/connection.py takes it for the handler's error (1011, no "
-            "on_disconnect) instead of the client's departure")))
+    its ``finally`` runs, then on_disconnect and on_close. On daphne, whose send raises autobahn's ``Disconnected``
+    there (``SEND_RAISES_AFTER_CLIENT_CLOSE``), this failed before scallion took that for the departure it is."""
     for _ in range(SPINNER_CLOSES):
         key = new_key()
         async with connect(server.ws(f"/spinner?key={key}"), max_queue=None) as ws:  # reads on to the close frame
@@ -240,8 +233,10 @@ def shutdown(server_kind: str, style: str, tmp_path_factory: pytest.TempPathFact
         server = start_server(server_kind, f"lifecycle_{style}:app", tmp_path_factory.mktemp("shutdown"))
         try:
             reading, sleeping = new_key(), new_key()
-            async with connect(server.ws(f"/echo?key={reading}")) as echo, \
-                    connect(server.ws(f"/sleeper?key={sleeping}")) as sleeper:
+            async with (
+                connect(server.ws(f"/echo?key={reading}")) as echo,
+                connect(server.ws(f"/sleeper?key={sleeping}")) as sleeper,
+            ):
                 await echo.send("hi")
                 assert await echo.recv() == "hi"
                 assert await sleeper.recv() == "sleeping"
@@ -250,8 +245,12 @@ def shutdown(server_kind: str, style: str, tmp_path_factory: pytest.TempPathFact
                 returncode = await stopping
         finally:
             server.stop()
-        return {"codes": [code for _, code, _ in closed], "returncode": returncode, "log": server.log(),
-                "events": [server.event_names(key) for key in (reading, sleeping)]}
+        return {
+            "codes": [code for _, code, _ in closed],
+            "returncode": returncode,
+            "log": server.log(),
+            "events": [server.event_names(key) for key in (reading, sleeping)],
+        }
 
     return asyncio.run(scenario())
 
