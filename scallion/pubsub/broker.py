@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar, overload
 
@@ -183,15 +183,7 @@ class Subscription(Generic[T]):
 
     def put(self, message: Message | Presence) -> bool:
         """Queue ``message`` for the reader; False (and counted in ``dropped``) when the reader is too far behind."""
-        queue = self._queue
-        if self.dropped or len(queue) >= self.max_queue:
-            self.dropped += 1
-            return False
-        queue.append(message)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return True
+        return offer((self,), message) == 1
 
     def replay(self, recovered: bool, messages: list[Message]) -> None:
         """The outcome of recovery: yield ``messages`` (from history) before the live ones, skipping the live
@@ -209,6 +201,24 @@ class Subscription(Generic[T]):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def offer(subscriptions: Iterable[Subscription[Any]], message: Message | Presence) -> int:
+    """Queue ``message`` for each of ``subscriptions`` whose reader is not too far behind (the others count it in
+    their ``dropped``), waking a waiting reader; how many took it. One loop for a whole channel: the fan-out's
+    hot path, with no call per subscriber."""
+    taken = 0
+    for subscription in subscriptions:
+        queue = subscription._queue
+        if subscription.dropped or len(queue) >= subscription.max_queue:
+            subscription.dropped += 1
+            continue
+        queue.append(message)
+        taken += 1
+        waiter = subscription._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+    return taken
 
 
 class Membership:
@@ -409,17 +419,11 @@ class Broker:
         members = self.subscribers.get(channel)
         if not members:
             return 0
-        message = Message(channel, data, offset)
-        taken = 0
-        for subscription in members:
-            taken += subscription.put(message)
-        return taken
+        return offer(members, Message(channel, data, offset))
 
     def deliver_presence(self, event: Presence) -> None:
         """Put a join or leave in the queue of every local subscriber of its channel that asked for them."""
-        for subscription in self.subscribers.get(event.channel, ()):
-            if subscription.presence:
-                subscription.put(event)
+        offer([s for s in self.subscribers.get(event.channel, ()) if s.presence], event)
 
     async def close(self) -> None:
         """End every subscription (its iterator stops after what it has queued) and release connections.
