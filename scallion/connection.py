@@ -697,15 +697,16 @@ class Connection(ScopeView):
         raise WebSocketDisconnect(code, reason)
 
     def _client_gone(self, message: Message) -> None:
-        if self.state is not CLOSED:
-            self.state = CLOSED
-            self._direct = False
-            code = message.get("code", 1005)
-            self.close_code = code if type(code) is int else 1005
-            # 1012 (service restart) is what a server sends when it shuts down (uvicorn): not the client's doing
-            self.client_closed = self.close_code != SERVICE_RESTART
-            reason = message.get("reason")
-            self.close_reason = reason if isinstance(reason, str) else ""
+        if self.state is CLOSED:
+            return  # scallion closed first: this ends the closing handshake, and the handler goes on to its end
+        self.state = CLOSED
+        self._direct = False
+        code = message.get("code", 1005)
+        self.close_code = code if type(code) is int else 1005
+        # 1012 (service restart) is what a server sends when it shuts down (uvicorn): not the client's doing
+        self.client_closed = self.close_code != SERVICE_RESTART
+        reason = message.get("reason")
+        self.close_reason = reason if isinstance(reason, str) else ""
         if self._in_body and self._task is not asyncio.current_task():
             self._cancel(_CLIENT_LEFT)
 
