@@ -48,8 +48,9 @@ client is gone; uvicorn, while its write buffer has room) would let a handler th
 from the watchdog, every other connection and shutdown. So every ``SENDS_PER_CHECK`` sends of the process, a send
 looks whether the watchdog's tick is due and has not run (the loop had no turn for ``WATCH_PERIOD``); while so,
 a task that keeps sending gives the loop a turn every ``STARVED_BURST`` sends (a short burst per wake-up, as a
-broadcast's subscribers make, is let through). The busy path pays one ``next()`` of a C iterator per send (``_turns``: True once every
-``SENDS_PER_CHECK`` sends, and on every send while the loop is starved); a loop that keeps its ticks never yields.
+broadcast's subscribers make, is let through). The busy path pays one ``next()`` of a C iterator per send
+(``_turns``: True once every ``SENDS_PER_CHECK`` sends, and on every send while the loop is starved); a loop that
+keeps its ticks never yields.
 """
 
 from __future__ import annotations
