@@ -105,20 +105,11 @@ def http_scope(path: str) -> Message:
     }
 
 
-class WebSocketPeer:
-    """One fake websocket connection: the server side's ``receive``/``send`` and the client's behaviour."""
+class FakeSocket:
+    """The server side of one fake websocket: ``receive`` on a queue that starts with ``websocket.connect``, and
+    the set event a ``send`` awaits (as uvicorn's awaits its drain)."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, count: int, payload: str = PAYLOAD, reply: str | None = None
-    ) -> None:
-        self.loop = loop
-        self.remaining = count
-        self.payload = payload
-        self.reply = payload if reply is None else reply
-        """What the client expects back (the payload itself: an echo)."""
-        self.echoes = 0
-        self.close_code: int | None = None
-        self.denied = False
+    def __init__(self) -> None:
         self.client_gone = False
         self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.writable = asyncio.Event()
@@ -128,6 +119,23 @@ class WebSocketPeer:
     async def receive(self) -> Message:
         """What the application awaits: the next event from the client."""
         return await self.queue.get()
+
+
+class WebSocketPeer(FakeSocket):
+    """One fake websocket connection: the server side's ``receive``/``send`` and the client's behaviour."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, count: int, payload: str = PAYLOAD, reply: str | None = None
+    ) -> None:
+        super().__init__()
+        self.loop = loop
+        self.remaining = count
+        self.payload = payload
+        self.reply = payload if reply is None else reply
+        """What the client expects back (the payload itself: an echo)."""
+        self.echoes = 0
+        self.close_code: int | None = None
+        self.denied = False
 
     async def send(self, message: Message) -> None:
         """What the application calls; the client answers an accept or an echo with its next message."""
@@ -188,26 +196,18 @@ class Broadcast:
             self.round.set_result(None)
 
 
-class FanoutPeer:
+class FanoutPeer(FakeSocket):
     """One fake websocket of a broadcast (a subscriber, or the publisher, which is sent nothing)."""
 
     def __init__(self, broadcast: Broadcast) -> None:
+        super().__init__()
         self.broadcast = broadcast
-        self.gone = False
         self.accepted: asyncio.Future[None] = broadcast.loop.create_future()
-        self.queue: asyncio.Queue[Message] = asyncio.Queue()
-        self.writable = asyncio.Event()
-        self.writable.set()
-        self.queue.put_nowait({"type": "websocket.connect"})
-
-    async def receive(self) -> Message:
-        """The next event from the client."""
-        return await self.queue.get()
 
     async def send(self, message: Message) -> None:
         """What the application calls (awaiting, as :meth:`WebSocketPeer.send` does)."""
         await self.writable.wait()
-        if self.gone:
+        if self.client_gone:
             raise ClientDisconnected()
         kind = message["type"]
         if kind == "websocket.send":
@@ -217,7 +217,7 @@ class FanoutPeer:
         elif kind == "websocket.accept":
             self.accepted.set_result(None)
         elif kind == "websocket.close":
-            self.gone = True
+            self.client_gone = True
         else:
             raise PingPongError(f"unexpected message {message!r}")
 
@@ -227,7 +227,7 @@ class FanoutPeer:
 
     def leave(self) -> None:
         """The client disconnects."""
-        self.gone = True
+        self.client_gone = True
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1000})
 
 

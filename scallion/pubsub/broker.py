@@ -136,7 +136,7 @@ class Subscription(Generic[T]):
         if self._special:  # not entered, or replaying, or skipping the overlap: the slow path
             return await self._next_special()
         queue = self._queue
-        while not queue:  # the wait, inline: one coroutine less to resume on every message
+        while not queue:  # _wait(), inline: one coroutine less to resume on every message (keep the two alike)
             if self.dropped:
                 raise SubscriptionOverflow(self.channels, self.max_queue, self.dropped)
             waiter = self._waiter = asyncio.get_running_loop().create_future()
